@@ -1,0 +1,67 @@
+#!/bin/sh
+# PID 1 of the uffd-harness guest. Every line it prints starts with "uffd-harness:" so the
+# host can tell its progress from kernel messages on the serial console.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+. /etc/uffd-harness.conf
+
+say() { echo "uffd-harness: $*" > /dev/console; }
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+say "init started"
+
+# A hugetlbfs mount per page size the kernel supports: /mnt/huge-2048kB, /mnt/huge-1048576kB.
+for d in /sys/kernel/mm/hugepages/hugepages-*; do
+  [ -d "$d" ] || continue
+  size=${d##*/hugepages-}
+  mkdir -p "/mnt/huge-$size"
+  mount -t hugetlbfs -o "pagesize=${size%kB}K" none "/mnt/huge-$size" \
+    || say "WARNING: cannot mount hugetlbfs for $size"
+done
+
+# Modules in dependency order; the list marks which ones the guest cannot do without.
+while read -r kind path; do
+  [ -n "$path" ] || continue
+  insmod "/lib/modules/$path" 2>/tmp/insmod.err || {
+    say "module $path failed to load ($kind): $(cat /tmp/insmod.err)"
+  }
+done < /etc/modules.order
+
+if [ "$ZRAM_SWAP_MB" -gt 0 ] && [ -e /sys/block/zram0/disksize ]; then
+  echo "${ZRAM_SWAP_MB}M" > /sys/block/zram0/disksize \
+    && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0 \
+    && say "zram swap ${ZRAM_SWAP_MB} MiB on" \
+    || say "WARNING: zram swap setup failed"
+fi
+
+ifconfig lo 127.0.0.1 up
+tries=0
+while [ ! -e /sys/class/net/eth0 ] && [ $tries -lt 50 ]; do
+  sleep 0.1
+  tries=$((tries + 1))
+done
+if [ ! -e /sys/class/net/eth0 ]; then
+  say "ERROR: no network device: no eth0 after 5 s; the kernel lacks the virtio-net driver" \
+      "(CONFIG_VIRTIO_NET and CONFIG_VIRTIO_PCI, or their modules)"
+else
+  # QEMU's user-mode network: fixed addresses, no DHCP round trip needed.
+  ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
+  route add default gw 10.0.2.2
+  dropbear -s -r /etc/dropbear/host_key -p 22 -P /tmp/dropbear.pid 2>/dev/console
+  tries=0
+  # 0016 is port 22 and 0A is LISTEN in /proc/net/tcp.
+  until grep -q ':0016 00000000:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
+    [ $tries -lt 100 ] || { say "ERROR: dropbear did not start listening on port 22"; break; }
+    sleep 0.05
+    tries=$((tries + 1))
+  done
+  say "READY"
+fi
+
+# busybox init reaps orphans (finished SSH sessions) and handles reboot -f.
+exec /bin/busybox init

@@ -1,0 +1,168 @@
+#define _GNU_SOURCE
+#include "access.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "util.h"
+
+size_t *page_list(size_t npages, int which, uint64_t seed, size_t *n)
+{
+	size_t *v = malloc((npages ? npages : 1) * sizeof(*v));
+
+	if (!v)
+		abort();
+	*n = 0;
+	for (size_t i = 0; i < npages; i++)
+		if (which == PAGES_ALL || (size_t)(which == PAGES_ODD) == i % 2)
+			v[(*n)++] = i;
+	if (seed)
+		shuffle(v, *n, seed);
+	return v;
+}
+
+char *first_touch(const struct area *a, const char *view, size_t page)
+{
+	size_t spp = subpages_per_page(a);
+
+	return (char *)view + page * a->psize + (page % spp) * BASE_PAGE;
+}
+
+struct pool {
+	struct result *r;
+	const struct area *a;
+	char *view;
+	const size_t *pages;
+	size_t n;
+	unsigned nthreads;
+	uint64_t seed;
+	unsigned gen;
+	bool write, timed;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned done;
+};
+
+struct worker {
+	struct pool *p;
+	unsigned idx;
+	pthread_t thread;
+};
+
+static void touch_page(struct pool *p, size_t page)
+{
+	size_t spp = subpages_per_page(p->a), first = page * spp + page % spp;
+	volatile uint64_t *w = stamp_at(p->view, first);
+
+	if (p->write) {
+		uint64_t t0 = now_ns();
+
+		*w = stamp(p->seed, p->gen, first);
+		if (p->timed)
+			lat_add(p->r, now_ns() - t0);
+	} else {
+		(void)*w;
+	}
+	for (size_t s = page * spp; s < (page + 1) * spp; s++) {
+		if (s == first)
+			continue;
+		if (p->write)
+			*stamp_at(p->view, s) = stamp(p->seed, p->gen, s);
+		else
+			(void)*stamp_at(p->view, s);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pool *p = w->p;
+
+	for (size_t i = w->idx; i < p->n; i += p->nthreads)
+		touch_page(p, p->pages[i]);
+	pthread_mutex_lock(&p->mu);
+	p->done++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static bool run_pool(struct pool *p, unsigned timeout_ms)
+{
+	struct worker *w;
+	struct timespec until;
+	unsigned started = 0;
+	bool ok;
+
+	if (p->nthreads > p->n)
+		p->nthreads = p->n ? (unsigned)p->n : 1;
+	if (!p->nthreads)
+		p->nthreads = 1;
+	/* Leaked on timeout, on purpose: stuck threads may still touch the pool. */
+	w = calloc(p->nthreads, sizeof(*w));
+	if (!w)
+		abort();
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	for (unsigned i = 0; i < p->nthreads; i++) {
+		w[i] = (struct worker){ .p = p, .idx = i };
+		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]))
+			break;
+		started++;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->mu);
+	while (p->done < started)
+		if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)
+			break;
+	ok = p->done == started && started == p->nthreads;
+	pthread_mutex_unlock(&p->mu);
+	if (p->done < started) {
+		p->r->stuck = true;
+		return false;
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(w[i].thread, NULL);
+	free(w);
+	return ok;
+}
+
+bool write_pages(struct result *r, const struct area *a, char *view, const size_t *pages, size_t n,
+		 unsigned threads, uint64_t seed, unsigned gen, bool timed, unsigned timeout_ms)
+{
+	/* On the heap: after a timeout the stuck threads still use it, so it is leaked. */
+	struct pool *p = calloc(1, sizeof(*p));
+	bool ok;
+
+	if (!p)
+		abort();
+	*p = (struct pool){ .r = r, .a = a, .view = view, .pages = pages, .n = n, .nthreads = threads,
+			    .seed = seed, .gen = gen, .write = true, .timed = timed };
+	ok = run_pool(p, timeout_ms);
+	if (!r->stuck)
+		free(p);
+	return ok;
+}
+
+bool read_pages(struct result *r, const struct area *a, const char *view, const size_t *pages, size_t n,
+		unsigned threads, unsigned timeout_ms)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+	bool ok;
+
+	if (!p)
+		abort();
+	*p = (struct pool){ .r = r, .a = a, .view = (char *)view, .pages = pages, .n = n, .nthreads = threads };
+	ok = run_pool(p, timeout_ms);
+	if (!r->stuck)
+		free(p);
+	return ok;
+}

@@ -1,0 +1,64 @@
+/*
+ * The common shape of a workload: an area of one memory type, a userfaultfd with the
+ * wanted features, the area registered, and a handler thread serving it; plus the
+ * checks most workloads share.
+ */
+#ifndef AGENT_FIXTURE_H
+#define AGENT_FIXTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "access.h"
+#include "handler.h"
+#include "mem.h"
+#include "result.h"
+#include "workloads.h"
+
+/* Bound on waiting for anything expected; the supervisor's watchdog bounds the rest. */
+#define WAIT_MS 10000
+/* How long something that must not happen is given to happen anyway. */
+#define QUIET_MS 300
+
+enum { GEN_INITIAL = 1, GEN_WRITTEN = 2, GEN_CHILD = 3 };
+
+struct fx {
+	struct run *run;
+	struct result *r;
+	struct area a;
+	int uffd;
+	uint64_t features; /* granted by UFFDIO_API */
+	uint64_t ioctls;   /* returned by UFFDIO_REGISTER */
+	struct handler h;
+};
+
+/* Record a skip naming what is missing unless the kernel offers all of want. */
+bool need_features(struct run *run, uint64_t want);
+/* Write-protect support for this memory type, plus extra features. */
+bool need_wp(struct run *run, uint64_t extra);
+
+enum { FX_POPULATE = 1 << 0 };
+
+/*
+ * Set up a fixture: area of npages (0: the run's page count), uffd with features,
+ * registered with register_mode (0: not registered), handler started. On false the
+ * skip or failure is recorded and everything is released.
+ */
+bool fx_setup(struct fx *fx, struct run *run, size_t npages, unsigned flags, uint64_t features,
+	      uint64_t register_mode, size_t extra_hugepages);
+void fx_teardown(struct fx *fx);
+
+/* Checks shared by workloads. */
+void check_wp_bits(struct result *r, const char *name, const void *addr, size_t len, bool set);
+void check_present(struct result *r, const char *name, const void *addr, size_t len, bool present);
+void check_data(struct fx *fx, const char *name, const char *view, const unsigned *gens, unsigned gen);
+/* The main uffd's fault addresses from index `from` on are exactly one per listed page,
+ * each at the subpage first_touch() stored to. */
+void check_fault_addrs(struct fx *fx, const char *name, size_t from, const size_t *pages, size_t n);
+/* Nothing odd was seen by the handler: flags, addresses, ioctls, reads, events. */
+void check_handler_clean(struct fx *fx);
+/* Protect or unprotect a range, recording the outcome. */
+bool fx_protect(struct fx *fx, const char *name, const void *addr, size_t len, bool wp);
+
+#endif

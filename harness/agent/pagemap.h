@@ -1,0 +1,27 @@
+/* /proc/self/pagemap: per-4K-entry bits, and the PAGEMAP_SCAN ioctl. */
+#ifndef AGENT_PAGEMAP_H
+#define AGENT_PAGEMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uapi.h"
+
+struct pm_counts {
+	size_t entries;	 /* 4 KiB entries examined */
+	size_t wp;	 /* with bit 57 (uffd-wp) */
+	size_t present;	 /* with bit 63 */
+	size_t swapped;	 /* with bit 62 */
+	size_t first_wp; /* index of the first entry with bit 57, if wp */
+};
+
+/* 0 or -errno. Uses only open/pread/close: safe in a child forked from threads. */
+int pagemap_count(const void *addr, size_t len, struct pm_counts *c);
+
+/* PAGEMAP_SCAN over [start, start+len): regions into vec; returns the count or -errno. */
+long pagemap_scan(const void *start, size_t len, uint64_t flags, uint64_t category_mask,
+		  uint64_t return_mask, struct page_region *vec, size_t vec_len);
+/* 0 when the running kernel has PAGEMAP_SCAN, else -errno (ENOTTY before 6.7). */
+int pagemap_scan_probe(void);
+
+#endif

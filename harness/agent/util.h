@@ -1,0 +1,33 @@
+/* Small helpers shared by every part of the agent. */
+#ifndef AGENT_UTIL_H
+#define AGENT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KIB 1024UL
+#define MIB (1024UL * KIB)
+#define GIB (1024UL * MIB)
+#define BASE_PAGE 4096UL
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+uint64_t now_ns(void);
+void sleep_ms(unsigned ms);
+uint64_t mix64(uint64_t x);
+void shuffle(size_t *v, size_t n, uint64_t seed);
+
+/* Whole small text file (sysfs, procfs) into buf, NUL-terminated; length or -1. */
+ssize_t read_text(const char *path, char *buf, size_t n);
+long long read_ll(const char *path, long long dflt);
+
+/* "EINVAL" rather than a sentence: details stay short and greppable. */
+const char *errno_name(int e);
+const char *signal_name(int sig);
+
+pid_t agent_gettid(void);
+/* The state letter of one of our threads ('S' = sleeping), or 0 if unreadable. */
+char thread_state(pid_t tid);
+
+#endif

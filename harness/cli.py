@@ -1,0 +1,197 @@
+"""uffd-harness command line: parse, call the library, print, exit with a meaningful code."""
+
+import argparse
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import HarnessError, UsageError
+from .accel import ACCELS, AccelChoice, choose_accel
+from .guest import Guest
+from .hostmem import host_backing, hugetlbfs_mounts, read_pools
+from .kernel import KernelImage, default_kernel, inspect_kernel
+from .spec import GuestSpec, parse_hugepages, parse_size_mb
+from .ssh import CommandTimeout
+
+EXIT_TIMEOUT = 124  # as timeout(1) does
+
+
+class Clock:
+    """Prints '[  1.23s] phase: message' lines on stderr, timed from the command's start."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def __call__(self, phase: str, message: str) -> None:
+        print(
+            f"[{time.monotonic() - self.t0:6.2f}s] {phase}: {message}", file=sys.stderr, flush=True
+        )
+
+
+def add_guest_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("guest")
+    g.add_argument(
+        "--kernel", type=Path, help="x86 bzImage to boot (default: newest packaged kernel in /boot)"
+    )
+    g.add_argument(
+        "--accel",
+        choices=ACCELS,
+        default="auto",
+        help="auto: KVM only if /dev/kvm works and the CPU has vmx/svm, else TCG",
+    )
+    g.add_argument("--cpu", help="QEMU -cpu model (default: max under TCG, host under KVM)")
+    g.add_argument("--smp", type=int, default=2, help="guest CPUs (default 2)")
+    g.add_argument("--mem", default="2G", help="guest RAM (default 2G)")
+    g.add_argument(
+        "--hugepages",
+        default="2M:64",
+        help="guest hugepage pools, SIZE:COUNT,... e.g. 2M:64,1G:1 (default 2M:64)",
+    )
+    g.add_argument(
+        "--host-hugepages", action="store_true", help="back guest RAM with host hugetlbfs pages"
+    )
+    g.add_argument("--console-log", type=Path, help="write the serial console log here")
+
+
+def guest_from_args(args: argparse.Namespace, clock: Clock) -> Guest:
+    """Validate the guest flags (kernel, sizes, pools) and make the Guest, not yet started."""
+    kernel: KernelImage = inspect_kernel(args.kernel) if args.kernel else default_kernel()
+    clock("kernel", f"{kernel.path}: {kernel.release}")
+    accel: AccelChoice = choose_accel(args.accel)
+    clock("accel", accel.reason)
+    spec = GuestSpec(
+        kernel=kernel.path,
+        accel=accel.accel,
+        cpu=args.cpu,
+        smp=args.smp,
+        mem_mb=parse_size_mb(args.mem, "--mem"),
+        hugepages=parse_hugepages(args.hugepages),
+        host_hugepages=args.host_hugepages,
+    )
+    spec.validate()
+    backing = None
+    if spec.host_hugepages:
+        backing = host_backing(
+            spec.mem_mb, read_pools(), hugetlbfs_mounts(Path("/proc/mounts").read_text())
+        )
+    return Guest(spec, kernel, console_log=args.console_log, backing=backing, progress=clock)
+
+
+def _write(stream: "object") -> "object":
+    def sink(data: bytes) -> None:
+        stream.buffer.write(data)  # type: ignore[attr-defined]
+        stream.flush()  # type: ignore[attr-defined]
+
+    return sink
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    clock = Clock()
+    guest = guest_from_args(args, clock)
+    ok = False
+    try:
+        guest.start()
+        for f in args.push:
+            remote = f"/tmp/{f.name}"
+            digest = guest.push(f, remote, 0o755 if f.stat().st_mode & 0o111 else 0o644)
+            clock("push", f"{f} -> {remote} (sha256 {digest[:12]} verified)")
+        if args.command:
+            cmd = shlex.join(args.command)
+            clock("run", cmd)
+            try:
+                res = guest.run(
+                    cmd, args.timeout, on_stdout=_write(sys.stdout), on_stderr=_write(sys.stderr)
+                )
+            except CommandTimeout as e:
+                clock("run", str(e))
+                ok = True
+                return EXIT_TIMEOUT
+            clock("run", f"exit code {res.exit_code} after {res.duration:.2f} s")
+            code = res.exit_code
+        else:
+            assert guest.ssh
+            clock("shell", "interactive shell; exit it to stop the guest")
+            code = guest.ssh.shell()
+        ok = True
+        return code
+    finally:
+        guest.stop()
+        clock("stop", "guest stopped")
+        if ok and not args.console_log:
+            guest.cleanup()
+        else:
+            print(f"console log kept: {guest.console.path}", file=sys.stderr)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(install=args.install)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="uffd-harness",
+        description="Boot x86_64 QEMU guests and test the kernel's userfaultfd support.",
+    )
+    sub = p.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+
+    b = sub.add_parser(
+        "boot",
+        help="boot a guest, run a command in it (or a shell), stop it",
+        description="Boot a guest, push files to /tmp, run CMD (streamed) and "
+        "exit with its exit code; without CMD, open an interactive shell.",
+    )
+    add_guest_args(b)
+    b.add_argument(
+        "--push",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="copy FILE to /tmp/<basename> in the guest (repeatable)",
+    )
+    b.add_argument(
+        "--timeout",
+        type=float,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help=f"limit for CMD; on expiry exit {EXIT_TIMEOUT}",
+    )
+    b.add_argument("command", nargs="*", metavar="-- CMD", help="command to run in the guest")
+    b.set_defaults(func=cmd_boot)
+
+    d = sub.add_parser("doctor", help="check the host for what the harness needs")
+    d.add_argument(
+        "--install", action="store_true", help="install what is missing (as root, with apt-get)"
+    )
+    d.set_defaults(func=cmd_doctor)
+    return p
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Turn SIGTERM/SIGHUP into an exception so every `finally` stops its QEMU.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    try:
+        for f in getattr(args, "push", []):
+            if not f.is_file():
+                raise UsageError(f"--push {f}: no such file")
+        return args.func(args)
+    except HarnessError as e:
+        print(f"uffd-harness: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("uffd-harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The serial console: a log file QEMU writes, read by offsets and watched for markers."""
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+READY = re.compile(rb"uffd-harness: READY")
+GUEST_ERROR = re.compile(rb"uffd-harness: ERROR: [^\r\n]*")
+ANY_OUTPUT = re.compile(rb"\S")
+
+
+@dataclass(frozen=True)
+class Match:
+    pattern: re.Pattern[bytes]
+    text: str
+    offset: int  # byte offset just past the match
+
+
+class ConsoleLog:
+    """The console log of one guest. Offsets are byte positions in the file, so a test can
+    record where it started and ended and slice out its own kernel log."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def offset(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def read(self, start: int = 0, end: int | None = None) -> str:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(start)
+                data = f.read() if end is None else f.read(max(0, end - start))
+        except FileNotFoundError:
+            return ""
+        return data.decode("utf-8", "replace")
+
+    def tail(self, lines: int = 15) -> str:
+        text = self.read(max(0, self.offset() - 16384)).replace("\r", "")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_for(
+        self,
+        patterns: list[re.Pattern[bytes]],
+        timeout: float,
+        start: int = 0,
+        keep_going: Callable[[], bool] = lambda: True,
+        poll: float = 0.02,
+    ) -> Match | None:
+        """The first match of any pattern after `start`, or None on timeout or once
+        `keep_going()` turns false (QEMU gone). Reads only what is new each time."""
+        deadline = time.monotonic() + timeout
+        buf = b""
+        pos = start
+        while True:
+            # Asked before reading, so the last words of a guest that just died are read.
+            alive = keep_going()
+            try:
+                with self.path.open("rb") as f:
+                    f.seek(pos)
+                    new = f.read()
+            except FileNotFoundError:
+                new = b""
+            if new:
+                # Keep a margin from the previous chunk so a marker split across two
+                # reads is still found.
+                keep = buf[-256:]
+                base = pos - len(keep)
+                buf = keep + new
+                pos += len(new)
+                found = [(m.start(), p, m) for p in patterns if (m := p.search(buf))]
+                if found:
+                    _, p, m = min(found, key=lambda t: t[0])
+                    return Match(p, m.group(0).decode("utf-8", "replace"), base + m.end())
+            if not alive or time.monotonic() >= deadline:
+                return None
+            time.sleep(poll)

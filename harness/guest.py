@@ -1,0 +1,214 @@
+"""A guest: QEMU + its console + SSH, started in named phases and always stopped."""
+
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import HarnessError
+from .cache import cache_root
+from .console import ANY_OUTPUT, GUEST_ERROR, READY, ConsoleLog
+from .image import GuestImage, build_image
+from .kernel import KernelImage, pvh_vmlinux
+from .qemu import TOKEN_PARAM, LaunchFiles, QemuExited, QemuProcess, build_argv, free_port
+from .spec import GuestSpec, format_pagesize
+from .ssh import RunResult, SshSession, connect
+from .sshkeys import client_key
+
+Progress = Callable[[str, str], None]
+
+#: Seconds from QEMU start to the guest's READY line, per accelerator.
+BOOT_TIMEOUT = {"kvm": 60.0, "tcg": 180.0}
+#: A forced KVM that prints nothing in this long is stalled, not slow.
+KVM_SILENCE_LIMIT = 20.0
+PORT_ATTEMPTS = 5
+
+
+class PhaseTimeout(HarnessError):
+    pass
+
+
+def modules_dir(kernel: KernelImage, base: Path = Path("/lib/modules")) -> Path | None:
+    tree = base / kernel.release
+    return tree if (tree / "modules.dep").exists() else None
+
+
+class Guest:
+    """Start with start() (or `with Guest(...) as g`); stop() is idempotent and always runs."""
+
+    def __init__(
+        self,
+        spec: GuestSpec,
+        kernel: KernelImage,
+        console_log: Path | None = None,
+        backing: tuple[Path, int] | None = None,
+        progress: Progress | None = None,
+        boot_timeout: float | None = None,
+    ):
+        self.spec = spec
+        self.kernel = kernel
+        self.backing = backing
+        self.progress = progress or (lambda phase, msg: None)
+        self.boot_timeout = boot_timeout or BOOT_TIMEOUT[spec.accel]
+        self.token = secrets.token_hex(16)
+        # Socket paths must stay short (108 bytes), hence a private dir under /tmp.
+        self.workdir = Path(tempfile.mkdtemp(prefix="uffd-harness-"))
+        self.console = ConsoleLog(console_log or self.workdir / "console.log")
+        self.qemu: QemuProcess | None = None
+        self.ssh: SshSession | None = None
+        self.image: GuestImage | None = None
+        self.boot_kernel = kernel.path
+        self.port = 0
+
+    # -- phases --------------------------------------------------------------------------
+
+    def start(self) -> "Guest":
+        try:
+            self._image()
+            self._boot()
+            self._connect()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _image(self) -> None:
+        t0 = time.monotonic()
+        self.image = build_image(modules_dir(self.kernel))
+        how = "cached" if self.image.cached else "built"
+        self.progress("image", f"{how} {self.image.initrd} in {time.monotonic() - t0:.2f} s")
+        t0 = time.monotonic()
+        vmlinux = pvh_vmlinux(self.kernel, cache_root())
+        if vmlinux:
+            self.boot_kernel = vmlinux
+            self.progress("image", f"PVH boot from {vmlinux} ({time.monotonic() - t0:.2f} s)")
+        if self.image.missing_optional:
+            self.progress(
+                "image", "kernel lacks optional drivers: " + ", ".join(self.image.missing_optional)
+            )
+
+    def _launch(self) -> QemuProcess:
+        assert self.image
+        files = LaunchFiles(
+            self.boot_kernel, self.image.initrd, self.console.path, self.workdir / "qmp.sock"
+        )
+        self.console.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            # The port is free when chosen but another process may take it before QEMU
+            # binds it; QEMU then exits at once and we try another.
+            self.port = free_port()
+            argv = build_argv(self.spec, files, self.port, self.token, self.backing)
+            qemu = QemuProcess(argv, self.workdir / "qemu.stderr", files.qmp_socket)
+            self.qemu = qemu
+            try:
+                qemu.connect_qmp()
+                return qemu
+            except QemuExited as e:
+                if not e.port_taken or attempt == PORT_ATTEMPTS:
+                    raise
+                self.progress("boot", f"port {self.port} was taken, retrying")
+        raise AssertionError("unreachable")
+
+    def _boot(self) -> None:
+        t0 = time.monotonic()
+        qemu = self._launch()
+        self.progress(
+            "boot",
+            f"QEMU pid {qemu.pid} ({self.spec.accel}, -cpu {self.spec.cpu_model}, "
+            f"{self.spec.smp} CPUs, {self.spec.mem_mb} MiB), ssh port {self.port}",
+        )
+        if self.spec.accel == "kvm":
+            silent = not self.console.wait_for(
+                [ANY_OUTPUT],
+                KVM_SILENCE_LIMIT,
+                keep_going=qemu.alive,
+            )
+            if silent and qemu.alive():
+                raise PhaseTimeout(
+                    f"KVM forced but the guest printed nothing on its console in "
+                    f"{KVM_SILENCE_LIMIT:.0f} s: /dev/kvm is probably not usable hardware "
+                    "virtualization here (the CPU must advertise vmx or svm, and nested "
+                    "virtualization must be enabled); drop --accel kvm to use TCG"
+                )
+        remaining = self.boot_timeout - (time.monotonic() - t0)
+        found = self.console.wait_for([READY, GUEST_ERROR], remaining, keep_going=qemu.alive)
+        if found is None:
+            if not qemu.alive():
+                raise HarnessError(
+                    f"the guest stopped during boot (QEMU exit code {qemu.proc.returncode}); "
+                    f"last console lines:\n{self.console.tail()}"
+                    + (f"\nQEMU stderr: {qemu.stderr_text()}" if qemu.stderr_text() else "")
+                )
+            raise PhaseTimeout(
+                f"guest not ready after {self.boot_timeout:.0f} s under {self.spec.accel.upper()}; "
+                f"last console lines:\n{self.console.tail()}"
+            )
+        if found.pattern is GUEST_ERROR:
+            raise HarnessError(f"guest reported: {found.text.removeprefix('uffd-harness: ')}")
+        self.progress("boot", f"guest ready in {time.monotonic() - t0:.2f} s")
+
+    def _connect(self) -> None:
+        assert self.qemu and self.image
+        t0 = time.monotonic()
+        key_path, _ = client_key()
+        self.ssh = connect(
+            self.port, self.image.host_key, key_path, timeout=60.0, keep_going=self.qemu.alive
+        )
+        # One round trip for the token and the pools: each command costs a TCG guest time.
+        sizes = sorted(self.spec.hugepages)
+        probe = "cat /proc/cmdline" + "".join(
+            f"; cat /sys/kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages 2>/dev/null || echo 0"
+            for kb in sizes
+        )
+        lines = self.ssh.run(probe, timeout=30).stdout.decode(errors="replace").splitlines()
+        cmdline = lines[0] if lines else ""
+        if f"{TOKEN_PARAM}={self.token}" not in cmdline.split():
+            raise HarnessError(
+                f"the guest on port {self.port} does not carry this boot's token; refusing to "
+                f"use it (its command line: {cmdline.strip()!r})"
+            )
+        short = [
+            f"{got}/{self.spec.hugepages[kb]} {format_pagesize(kb)} pages"
+            for kb, got in zip(sizes, (int(x) for x in lines[1:]), strict=False)
+            if got < self.spec.hugepages[kb]
+        ]
+        if short:
+            raise HarnessError(
+                f"the guest kernel allocated only {', '.join(short)} at boot; give the guest "
+                "more --mem or ask for fewer --hugepages"
+            )
+        self.progress("ssh", f"connected, boot token verified in {time.monotonic() - t0:.2f} s")
+
+    # -- use -----------------------------------------------------------------------------
+
+    def run(self, cmd: str, timeout: float, **kw: object) -> RunResult:
+        if not self.ssh:
+            raise HarnessError("guest is not connected")
+        return self.ssh.run(cmd, timeout, **kw)  # type: ignore[arg-type]
+
+    def push(self, local: Path, remote: str, mode: int = 0o644) -> str:
+        if not self.ssh:
+            raise HarnessError("guest is not connected")
+        return self.ssh.push(local, remote, mode)
+
+    def alive(self) -> bool:
+        return bool(self.qemu and self.qemu.alive())
+
+    def stop(self) -> None:
+        if self.ssh:
+            self.ssh.close()
+            self.ssh = None
+        if self.qemu:
+            self.qemu.stop()
+
+    def cleanup(self) -> None:
+        """Remove the private work dir (the console log too, unless it was given a path)."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Guest":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
