@@ -58,7 +58,8 @@ def host_backing(mem_mb: int, pools: list[Pool], mounts: dict[int, Path]) -> tup
             return mounts[pool.size_kb], pool.size_kb
     need_2m = -(-mem_mb // 2)
     raise UsageError(
-        f"--host-hugepages: cannot back {mem_mb} MiB of guest RAM: {'; '.join(problems) or 'no host hugepage pools'}; "
+        f"--host-hugepages: cannot back {mem_mb} MiB of guest RAM: "
+        f"{'; '.join(problems) or 'no host hugepage pools'}; "
         f"e.g. as root: `echo {need_2m} > /proc/sys/vm/nr_hugepages` and "
         "`mount -t hugetlbfs none /dev/hugepages`"
     )
