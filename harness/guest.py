@@ -10,7 +10,7 @@ from pathlib import Path
 from . import HarnessError
 from .cache import cache_root
 from .console import ANY_OUTPUT, GUEST_ERROR, READY, ConsoleLog
-from .image import GuestImage, build_image
+from .image import DEFAULT_RECIPE, GuestImage, build_image
 from .kernel import KernelImage, pvh_vmlinux
 from .qemu import TOKEN_PARAM, LaunchFiles, QemuExited, QemuProcess, build_argv, free_port
 from .spec import GuestSpec, format_pagesize
@@ -46,10 +46,12 @@ class Guest:
         backing: tuple[Path, int] | None = None,
         progress: Progress | None = None,
         boot_timeout: float | None = None,
+        recipe: Path = DEFAULT_RECIPE,
     ):
         self.spec = spec
         self.kernel = kernel
         self.backing = backing
+        self.recipe = recipe
         self.progress = progress or (lambda phase, msg: None)
         self.boot_timeout = boot_timeout or BOOT_TIMEOUT[spec.accel]
         self.token = secrets.token_hex(16)
@@ -76,7 +78,7 @@ class Guest:
 
     def _image(self) -> None:
         t0 = time.monotonic()
-        self.image = build_image(modules_dir(self.kernel))
+        self.image = build_image(modules_dir(self.kernel), self.recipe)
         how = "cached" if self.image.cached else "built"
         self.progress("image", f"{how} {self.image.initrd} in {time.monotonic() - t0:.2f} s")
         t0 = time.monotonic()

@@ -1,0 +1,135 @@
+"""Real guests under QEMU (TCG here): boot, SSH, pools, push, exit codes, cleanup."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import HarnessError
+from harness.ssh import CommandTimeout
+
+from .helpers import make_guest, our_qemus, wait_gone
+
+
+def test_uname_is_the_booted_kernel(guest, kernel):
+    res = guest.run("uname -r", timeout=30)
+    assert res.exit_code == 0
+    assert res.stdout.decode().strip() == kernel.release
+
+
+def test_hugepage_pools_and_hugetlbfs(guest):
+    res = guest.run(
+        "cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages "
+        "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages; grep hugetlbfs /proc/mounts",
+        timeout=30,
+    )
+    lines = res.stdout.decode().splitlines()
+    assert lines[:2] == ["64", "1"]
+    mounts = {line.split()[1]: line.split()[3] for line in lines[2:]}
+    assert "pagesize=2M" in mounts["/mnt/huge-2048kB"]
+    assert "pagesize=1024M" in mounts["/mnt/huge-1048576kB"]
+
+
+def test_push_5mb_verified_by_hash(guest, tmp_path):
+    blob = os.urandom(5 * 1024 * 1024)
+    src = tmp_path / "blob.bin"
+    src.write_bytes(blob)
+    digest = guest.push(src, "/tmp/blob.bin", 0o600)
+    assert digest == hashlib.sha256(blob).hexdigest()
+    res = guest.run(
+        "sha256sum /tmp/blob.bin; stat -c %a /tmp/blob.bin; rm /tmp/blob.bin", timeout=60
+    )
+    out = res.stdout.decode().split()
+    assert out[0] == digest and out[2] == "600"
+
+
+def test_exit_code_propagated(guest):
+    assert guest.run("sh -c 'exit 3'", timeout=30).exit_code == 3
+    res = guest.run("echo out; echo err >&2; exit 7", timeout=30)
+    assert (res.exit_code, res.stdout, res.stderr) == (7, b"out\n", b"err\n")
+
+
+def test_command_timeout_is_reported_and_guest_survives(guest):
+    t0 = time.monotonic()
+    with pytest.raises(CommandTimeout, match="timed out after 2 s") as e:
+        guest.run("echo started; sleep 30", timeout=2)
+    assert time.monotonic() - t0 < 10
+    assert e.value.stdout == b"started\n"
+    assert guest.run("true", timeout=30).exit_code == 0
+
+
+def test_missing_network_driver_is_named(kernel, tmp_path):
+    from harness.image import DEFAULT_RECIPE
+
+    recipe = tmp_path / "nonet.yaml"
+    text = DEFAULT_RECIPE.read_text().replace("required: [virtio_pci, virtio_net]", "required: []")
+    recipe.write_text(text)
+    (tmp_path / "init.sh").write_bytes((DEFAULT_RECIPE.parent / "init.sh").read_bytes())
+    g = make_guest(kernel, recipe=recipe)
+    try:
+        with pytest.raises(HarnessError, match="no network device.*virtio-net"):
+            g.start()
+    finally:
+        g.stop()
+        g.cleanup()
+
+
+def cli(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
+
+
+def test_cli_exit_code_and_release(kernel):
+    p = cli("boot", "--", "sh", "-c", "uname -r; exit 3")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 3, err.decode()
+    assert out.decode().strip() == kernel.release
+
+
+def test_sigkill_mid_boot_leaves_no_qemu(tmp_path):
+    before = set(our_qemus())
+    log = tmp_path / "console.log"
+    p = cli("boot", "--console-log", str(log), "--", "sleep", "600")
+    try:
+        deadline = time.monotonic() + 60
+        mine: set[int] = set()
+        # Mid-boot: QEMU is up and the kernel has started printing, SSH not yet ready.
+        while time.monotonic() < deadline and not (mine and log.exists() and log.stat().st_size):
+            mine = set(our_qemus()) - before
+            time.sleep(0.05)
+        assert mine, "the CLI never started QEMU"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+        assert not wait_gone(mine), "QEMU outlived its SIGKILLed harness"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_sigterm_stops_guest_cleanly(tmp_path):
+    before = set(our_qemus())
+    p = cli("boot", "--", "sleep", "600")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = p.stderr.readline().decode()
+            if "run: sleep 600" in line:
+                break
+        mine = set(our_qemus()) - before
+        assert mine
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 128 + signal.SIGTERM
+        assert not wait_gone(mine, 1)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

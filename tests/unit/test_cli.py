@@ -1,0 +1,44 @@
+import subprocess
+import sys
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_non_kernel_exits_2_with_one_line(tmp_path):
+    res = run_cli("boot", "--kernel", "/etc/passwd", "--", "true")
+    assert res.returncode == 2
+    errors = [line for line in res.stderr.splitlines() if "error" in line]
+    assert errors == [
+        "uffd-harness: error: /etc/passwd: not an x86 bzImage (no boot header magic 0xAA55/HdrS)"
+    ]
+
+
+def test_missing_kernel_exits_2(tmp_path):
+    res = run_cli("boot", "--kernel", str(tmp_path / "nope"), "--", "true")
+    assert res.returncode == 2 and "no such file" in res.stderr
+
+
+def test_arm64_image_exits_2(tmp_path):
+    image = tmp_path / "Image"
+    data = bytearray(8192)
+    data[0x38:0x3C] = b"ARM\x64"
+    image.write_bytes(bytes(data))
+    res = run_cli("boot", "--kernel", str(image), "--", "true")
+    assert res.returncode == 2 and "arm64" in res.stderr
+
+
+def test_bad_hugepages_exit_2(data_dir):
+    res = run_cli(
+        "boot",
+        "--kernel",
+        str(data_dir / "bzImage-6.1.0-56-amd64.head"),
+        "--hugepages",
+        "3M:1",
+        "--",
+        "true",
+    )
+    assert res.returncode == 2 and "2M and 1G" in res.stderr

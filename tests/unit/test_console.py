@@ -1,0 +1,56 @@
+import threading
+import time
+
+from harness.console import GUEST_ERROR, READY, ConsoleLog
+
+
+def test_offsets_and_slices(tmp_path):
+    log = ConsoleLog(tmp_path / "c.log")
+    assert log.offset() == 0 and log.read() == ""
+    (tmp_path / "c.log").write_bytes(b"boot\nline two\n")
+    assert log.offset() == 14
+    assert log.read(5) == "line two\n"
+    assert log.read(0, 4) == "boot"
+
+
+def test_marker_split_across_writes_is_found(tmp_path):
+    path = tmp_path / "c.log"
+    path.write_bytes(b"")
+    log = ConsoleLog(path)
+
+    def writer():
+        with path.open("ab") as f:
+            for piece in (b"[ 1.0] noise\nuffd-harn", b"ess: REA", b"DY\n"):
+                time.sleep(0.05)
+                f.write(piece)
+                f.flush()
+
+    threading.Thread(target=writer).start()
+    m = log.wait_for([READY, GUEST_ERROR], timeout=5)
+    assert m is not None and m.pattern is READY
+    assert log.read(0, m.offset).endswith("uffd-harness: READY")
+
+
+def test_guest_error_line_is_returned_whole(tmp_path):
+    path = tmp_path / "c.log"
+    path.write_bytes(b"uffd-harness: ERROR: no network device: no eth0\r\nmore\n")
+    m = ConsoleLog(path).wait_for([READY, GUEST_ERROR], timeout=1)
+    assert m is not None and m.text == "uffd-harness: ERROR: no network device: no eth0"
+
+
+def test_timeout_and_dead_guest(tmp_path):
+    path = tmp_path / "c.log"
+    path.write_bytes(b"nothing here\n")
+    log = ConsoleLog(path)
+    t0 = time.monotonic()
+    assert log.wait_for([READY], timeout=0.3) is None
+    assert 0.25 < time.monotonic() - t0 < 2
+    t0 = time.monotonic()
+    assert log.wait_for([READY], timeout=30, keep_going=lambda: False) is None
+    assert time.monotonic() - t0 < 1
+
+
+def test_last_words_of_a_dead_guest_are_read(tmp_path):
+    path = tmp_path / "c.log"
+    path.write_bytes(b"uffd-harness: READY\n")
+    assert ConsoleLog(path).wait_for([READY], timeout=30, keep_going=lambda: False)

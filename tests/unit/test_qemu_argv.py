@@ -1,0 +1,70 @@
+from pathlib import Path
+
+from harness.qemu import LaunchFiles, QemuExited, build_argv, kernel_cmdline
+from harness.spec import GuestSpec
+
+FILES = LaunchFiles(Path("/k/vmlinux"), Path("/c/initrd"), Path("/r/console.log"), Path("/r/qmp"))
+
+
+def opt(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def spec(**kw) -> GuestSpec:
+    return GuestSpec(kernel=Path("/boot/vmlinuz"), **kw)
+
+
+def test_basic_argv():
+    argv = build_argv(spec(accel="tcg", smp=2, mem_mb=2048), FILES, 10022, "tok")
+    assert argv[0] == "qemu-system-x86_64"
+    assert opt(argv, "-machine") == ["q35,accel=tcg"]
+    assert opt(argv, "-cpu") == ["max"]
+    assert opt(argv, "-smp") == ["2"]
+    assert opt(argv, "-m") == ["2048M"]
+    assert opt(argv, "-kernel") == ["/k/vmlinux"]
+    assert opt(argv, "-initrd") == ["/c/initrd"]
+    assert "-no-reboot" in argv
+    assert opt(argv, "-chardev") == ["file,id=con0,path=/r/console.log"]
+    assert opt(argv, "-serial") == ["chardev:con0"]
+    assert opt(argv, "-qmp") == ["unix:/r/qmp,server=on,wait=off"]
+    assert "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:10022-:22" in opt(argv, "-netdev")
+    assert "virtio-rng-pci" in opt(argv, "-device")
+
+
+def test_kvm_uses_host_cpu():
+    argv = build_argv(spec(accel="kvm"), FILES, 1, "t")
+    assert opt(argv, "-cpu") == ["host"]
+    assert opt(argv, "-machine") == ["q35,accel=kvm"]
+
+
+def test_cmdline_has_token_pools_and_panic_behaviour():
+    line = kernel_cmdline(spec(hugepages={2048: 64, 1024 * 1024: 1}), "abc123").split()
+    assert "uffd_harness.token=abc123" in line
+    assert "panic=-1" in line
+    assert "console=ttyS0" in line
+    assert "sysrq_always_enabled" in line
+    i = line.index("hugepagesz=2M")
+    assert line[i + 1] == "hugepages=64"
+    j = line.index("hugepagesz=1G")
+    assert line[j + 1] == "hugepages=1"
+
+
+def test_gigantic_pages_move_ram_above_4g():
+    plain = build_argv(spec(hugepages={2048: 8}), FILES, 1, "t")
+    giant = build_argv(spec(hugepages={2048: 8, 1024 * 1024: 1}), FILES, 1, "t")
+    assert "max-ram-below-4g" not in opt(plain, "-machine")[0]
+    assert "max-ram-below-4g=1G" in opt(giant, "-machine")[0]
+
+
+def test_host_hugepage_backing():
+    argv = build_argv(spec(mem_mb=1024), FILES, 1, "t", backing=(Path("/dev/hugepages"), 2048))
+    assert opt(argv, "-object") == [
+        "memory-backend-file,id=ram0,size=1024M,mem-path=/dev/hugepages,share=on,prealloc=on"
+    ]
+    assert opt(argv, "-machine")[0].endswith(",memory-backend=ram0")
+
+
+def test_port_clash_is_recognised():
+    err = "qemu-system-x86_64: -netdev user,...: Could not set up host forwarding rule 'tcp:...'"
+    assert QemuExited(1, err).port_taken
+    assert not QemuExited(1, "qemu: could not load kernel").port_taken

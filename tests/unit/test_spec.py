@@ -1,0 +1,58 @@
+import pytest
+
+from harness import UsageError
+from harness.spec import GuestSpec, parse_hugepages, parse_size_mb
+
+
+@pytest.mark.parametrize(
+    "text, mb", [("3G", 3072), ("512M", 512), ("512", 512), ("1GiB", 1024), ("2048K", 2)]
+)
+def test_sizes(text, mb):
+    assert parse_size_mb(text) == mb
+
+
+@pytest.mark.parametrize("text", ["", "lots", "3X", "-1G", "1K"])
+def test_bad_sizes(text):
+    with pytest.raises(UsageError):
+        parse_size_mb(text)
+
+
+def test_hugepages():
+    assert parse_hugepages("2M:64,1G:1") == {2048: 64, 1024 * 1024: 1}
+    assert parse_hugepages("") == {}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("2M", "SIZE:COUNT"),
+        ("4M:3", "2M and 1G"),
+        ("2M:1,2M:2", "twice"),
+        ("2M:x", "SIZE:COUNT"),
+    ],
+)
+def test_bad_hugepages(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_hugepages(text)
+
+
+def test_pools_must_fit_in_memory(tmp_path):
+    spec = GuestSpec(kernel=tmp_path, mem_mb=1024, hugepages={2048: 512})
+    with pytest.raises(UsageError, match="needs 1024 MiB but --mem is 1024"):
+        spec.validate()
+    GuestSpec(kernel=tmp_path, mem_mb=1280, hugepages={2048: 512}).validate()
+
+
+def test_gigantic_pages_need_room_above_low_ram(tmp_path):
+    spec = GuestSpec(kernel=tmp_path, mem_mb=1536, hugepages={1024 * 1024: 1})
+    with pytest.raises(UsageError, match="needs --mem 2176M"):
+        spec.validate()
+    GuestSpec(kernel=tmp_path, mem_mb=3072, hugepages={2048: 128, 1024 * 1024: 1}).validate()
+
+
+def test_cpu_default_follows_accel(tmp_path):
+    assert GuestSpec(kernel=tmp_path, accel="tcg").cpu_model == "max"
+    assert GuestSpec(kernel=tmp_path, accel="kvm").cpu_model == "host"
+    assert (
+        GuestSpec(kernel=tmp_path, accel="kvm", cpu="Skylake-Server").cpu_model == "Skylake-Server"
+    )
