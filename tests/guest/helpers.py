@@ -47,12 +47,14 @@ def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
     return pids
 
 
-def make_guest(kernel: KernelImage, **kw) -> Guest:
+def make_guest(
+    kernel: KernelImage, mem_mb: int = MEM_MB, hugepages: dict[int, int] | None = None, **kw
+) -> Guest:
     spec = GuestSpec(
         kernel=kernel.path,
         accel=choose_accel("auto").accel,
-        mem_mb=MEM_MB,
-        hugepages=dict(HUGEPAGES),
+        mem_mb=mem_mb,
+        hugepages=dict(HUGEPAGES if hugepages is None else hugepages),
     )
     spec.validate()
     return Guest(spec, kernel, **kw)

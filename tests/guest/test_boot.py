@@ -133,3 +133,76 @@ def test_sigterm_stops_guest_cleanly(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_port_taken_between_choice_and_bind_is_retried(kernel, monkeypatch):
+    import socket
+
+    import harness.guest as guest_mod
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    ports = [busy.getsockname()[1]]
+    real = guest_mod.free_port
+    monkeypatch.setattr(guest_mod, "free_port", lambda: ports.pop() if ports else real())
+    notes: list[str] = []
+    g = make_guest(kernel, progress=lambda phase, msg: notes.append(msg))
+    try:
+        g.start()
+        assert g.port != busy.getsockname()[1]
+        assert any("was taken, retrying" in n for n in notes)
+        assert g.run("true", timeout=30).exit_code == 0
+    finally:
+        g.stop()
+        g.cleanup()
+        busy.close()
+
+
+def test_interactive_shell(kernel):
+    import pexpect
+
+    child = pexpect.spawn(sys.executable, ["-m", "harness", "boot"], timeout=180)
+    try:
+        child.expect("interactive shell")
+        child.expect(r"[#$] ")
+        child.sendline("echo $((6 * 7))")
+        child.expect("42")
+        child.sendline("exit 5")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to reserve host hugepages")
+def test_host_hugepages_back_guest_ram(kernel, tmp_path):
+    from pathlib import Path
+
+    from harness.hostmem import host_backing, hugetlbfs_mounts, read_pools
+
+    sysfs = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
+    nr = sysfs / "nr_hugepages"
+    saved = nr.read_text()
+    mnt = tmp_path / "huge"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "none", str(mnt)], check=True)
+    g = None
+    try:
+        nr.write_text(str(int(saved) + 600))
+        free_before = int((sysfs / "free_hugepages").read_text())
+        mounts = {2048: mnt} | {
+            k: v for k, v in hugetlbfs_mounts(Path("/proc/mounts").read_text()).items() if k != 2048
+        }
+        backing = host_backing(1024, read_pools(), mounts)
+        assert backing == (mnt, 2048)
+        g = make_guest(kernel, mem_mb=1024, hugepages={2048: 16}, backing=backing).start()
+        assert g.run("true", timeout=30).exit_code == 0
+        used = free_before - int((sysfs / "free_hugepages").read_text())
+        assert used == 512, f"guest RAM took {used} host hugepages, expected 512 (1 GiB)"
+    finally:
+        if g:
+            g.stop()
+            g.cleanup()
+        subprocess.run(["umount", str(mnt)], check=False)
+        nr.write_text(saved)
