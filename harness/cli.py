@@ -8,11 +8,9 @@ import time
 from pathlib import Path
 
 from . import HarnessError, UsageError
-from .accel import ACCELS, AccelChoice, choose_accel
-from .guest import Guest
-from .hostmem import host_backing, hugetlbfs_mounts, read_pools
-from .kernel import KernelImage, default_kernel, inspect_kernel
-from .spec import GuestSpec, parse_hugepages, parse_size_mb
+from .accel import ACCELS
+from .guest import guest_from_settings
+from .spec import DEFAULTS, load_guest_config, merge_settings
 from .ssh import CommandTimeout
 
 EXIT_TIMEOUT = 124  # as timeout(1) does
@@ -31,52 +29,39 @@ class Clock:
 
 
 def add_guest_args(p: argparse.ArgumentParser) -> None:
+    """Guest flags; each defaults to None so a --guest-config file can fill it in."""
+    d = DEFAULTS
     g = p.add_argument_group("guest")
-    g.add_argument(
-        "--kernel", type=Path, help="x86 bzImage to boot (default: newest packaged kernel in /boot)"
-    )
+    g.add_argument("--kernel", help="x86 bzImage to boot (default: newest packaged kernel)")
     g.add_argument(
         "--accel",
         choices=ACCELS,
-        default="auto",
-        help="auto: KVM only if /dev/kvm works and the CPU has vmx/svm, else TCG",
+        help="auto (default): KVM only if /dev/kvm works and the CPU has vmx/svm",
     )
     g.add_argument("--cpu", help="QEMU -cpu model (default: max under TCG, host under KVM)")
-    g.add_argument("--smp", type=int, default=2, help="guest CPUs (default 2)")
-    g.add_argument("--mem", default="2G", help="guest RAM (default 2G)")
+    g.add_argument("--smp", type=int, help=f"guest CPUs (default {d['smp']})")
+    g.add_argument("--mem", help=f"guest RAM (default {d['mem']})")
     g.add_argument(
-        "--hugepages",
-        default="2M:64",
-        help="guest hugepage pools, SIZE:COUNT,... e.g. 2M:64,1G:1 (default 2M:64)",
+        "--hugepages", metavar="SIZE:N,...", help=f"guest hugepage pools (default {d['hugepages']})"
     )
     g.add_argument(
-        "--host-hugepages", action="store_true", help="back guest RAM with host hugetlbfs pages"
+        "--host-hugepages",
+        action="store_true",
+        default=None,
+        help="back guest RAM with host hugetlbfs pages",
+    )
+    g.add_argument(
+        "--guest-config",
+        type=Path,
+        metavar="FILE.yaml",
+        help="the same settings in YAML; flags win",
     )
     g.add_argument("--console-log", type=Path, help="write the serial console log here")
 
 
-def guest_from_args(args: argparse.Namespace, clock: Clock) -> Guest:
-    """Validate the guest flags (kernel, sizes, pools) and make the Guest, not yet started."""
-    kernel: KernelImage = inspect_kernel(args.kernel) if args.kernel else default_kernel()
-    clock("kernel", f"{kernel.path}: {kernel.release}")
-    accel: AccelChoice = choose_accel(args.accel)
-    clock("accel", accel.reason)
-    spec = GuestSpec(
-        kernel=kernel.path,
-        accel=accel.accel,
-        cpu=args.cpu,
-        smp=args.smp,
-        mem_mb=parse_size_mb(args.mem, "--mem"),
-        hugepages=parse_hugepages(args.hugepages),
-        host_hugepages=args.host_hugepages,
-    )
-    spec.validate()
-    backing = None
-    if spec.host_hugepages:
-        backing = host_backing(
-            spec.mem_mb, read_pools(), hugetlbfs_mounts(Path("/proc/mounts").read_text())
-        )
-    return Guest(spec, kernel, console_log=args.console_log, backing=backing, progress=clock)
+def settings_from_args(args: argparse.Namespace) -> dict[str, object]:
+    config = load_guest_config(args.guest_config) if args.guest_config else {}
+    return merge_settings(vars(args), config)
 
 
 def _write(stream: "object") -> "object":
@@ -89,7 +74,7 @@ def _write(stream: "object") -> "object":
 
 def cmd_boot(args: argparse.Namespace) -> int:
     clock = Clock()
-    guest = guest_from_args(args, clock)
+    guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
     ok = False
     try:
         guest.start()

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import HarnessError
+from .accel import choose_accel
 from .cache import cache_root
 from .console import ANY_OUTPUT, GUEST_ERROR, READY, ConsoleLog
+from .hostmem import host_backing, hugetlbfs_mounts, read_pools
 from .image import DEFAULT_RECIPE, GuestImage, build_image
-from .kernel import KernelImage, pvh_vmlinux
+from .kernel import KernelImage, default_kernel, inspect_kernel, pvh_vmlinux
 from .qemu import TOKEN_PARAM, LaunchFiles, QemuExited, QemuProcess, build_argv, free_port
-from .spec import GuestSpec, format_pagesize
+from .spec import GuestSpec, format_pagesize, parse_hugepages, parse_size_mb
 from .ssh import RunResult, SshSession, connect
 from .sshkeys import client_key
 
@@ -62,6 +64,7 @@ class Guest:
         self.ssh: SshSession | None = None
         self.image: GuestImage | None = None
         self.boot_kernel = kernel.path
+        self.accel_reason = ""
         self.port = 0
 
     # -- phases --------------------------------------------------------------------------
@@ -214,3 +217,38 @@ class Guest:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def guest_from_settings(
+    settings: dict[str, object], console_log: Path | None = None, progress: Progress | None = None
+) -> Guest:
+    """Validate merged settings (kernel, accelerator, sizes, pools) into a Guest, not started.
+
+    Every check that needs no QEMU happens here, so bad input fails in milliseconds.
+    """
+    say = progress or (lambda phase, msg: None)
+    kernel_arg = settings.get("kernel")
+    kernel = inspect_kernel(Path(str(kernel_arg))) if kernel_arg else default_kernel()
+    say("kernel", f"{kernel.path}: {kernel.release}")
+    accel = choose_accel(str(settings["accel"]))
+    say("accel", accel.reason)
+    spec = GuestSpec(
+        kernel=kernel.path,
+        accel=accel.accel,
+        cpu=settings.get("cpu"),  # type: ignore[arg-type]
+        smp=int(settings["smp"]),  # type: ignore[arg-type]
+        mem_mb=parse_size_mb(str(settings["mem"]), "--mem"),
+        hugepages=parse_hugepages(str(settings["hugepages"])),
+        host_hugepages=bool(settings["host_hugepages"]),
+    )
+    if settings.get("panic_on_warn"):
+        spec.extra_cmdline.append("panic_on_warn=1")
+    spec.validate()
+    backing = None
+    if spec.host_hugepages:
+        backing = host_backing(
+            spec.mem_mb, read_pools(), hugetlbfs_mounts(Path("/proc/mounts").read_text())
+        )
+    guest = Guest(spec, kernel, console_log=console_log, backing=backing, progress=progress)
+    guest.accel_reason = accel.reason
+    return guest

@@ -81,3 +81,76 @@ class GuestSpec:
                 f"--hugepages 1G:{giant} needs --mem {need}M or more: 1G pages are carved from "
                 f"whole gigabytes above the first {LOW_RAM_MB_WITH_1G} MiB of guest RAM"
             )
+
+
+# -- settings from flags and YAML ----------------------------------------------------------
+
+#: Guest settings shared by the CLI, the pytest plugin and --guest-config files.
+SETTING_TYPES: dict[str, type] = {
+    "kernel": str,
+    "accel": str,
+    "cpu": str,
+    "smp": int,
+    "mem": str,
+    "hugepages": str,
+    "host_hugepages": bool,
+    "guest_timeout": float,
+    "panic_on_warn": bool,
+}
+DEFAULTS: dict[str, object] = {
+    "kernel": None,
+    "accel": "auto",
+    "cpu": None,
+    "smp": 2,
+    "mem": "3G",
+    # Pools for every hugetlb memory type the agent knows, 1G included.
+    "hugepages": "2M:128,1G:1",
+    "host_hugepages": False,
+    "guest_timeout": None,  # per accelerator, see guest.TEST_TIMEOUT
+    "panic_on_warn": False,
+}
+
+
+def load_guest_config(path: Path) -> dict[str, object]:
+    """A --guest-config YAML file: a mapping of SETTING_TYPES keys. Errors name file:line."""
+    import yaml
+
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UsageError(f"--guest-config {path}: cannot read ({e.strerror})") from e
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UsageError(f"{where}: malformed YAML: {getattr(e, 'problem', e)}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
+        raise UsageError(f"{path}:1: expected a mapping of settings, e.g. `mem: 3G`")
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value}
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        where = f"{path}:{lines.get(key, 1)}"
+        if key not in SETTING_TYPES:
+            raise UsageError(f"{where}: unknown setting {key!r}; known: {', '.join(SETTING_TYPES)}")
+        want = SETTING_TYPES[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise UsageError(f"{where}: {key} must be {want.__name__}, not {value!r}")
+        out[key] = value
+    return out
+
+
+def merge_settings(flags: dict[str, object], config: dict[str, object]) -> dict[str, object]:
+    """Flags given on the command line win over the file, which wins over the defaults.
+    A flag counts as given when it is not None."""
+    merged = dict(DEFAULTS)
+    merged.update(config)
+    merged.update({k: v for k, v in flags.items() if k in SETTING_TYPES and v is not None})
+    return merged

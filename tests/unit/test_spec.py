@@ -56,3 +56,34 @@ def test_cpu_default_follows_accel(tmp_path):
     assert (
         GuestSpec(kernel=tmp_path, accel="kvm", cpu="Skylake-Server").cpu_model == "Skylake-Server"
     )
+
+
+def test_guest_config_file(tmp_path):
+    from harness.spec import load_guest_config, merge_settings
+
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text("mem: 4G\nsmp: 4\nhugepages: 2M:16\nguest_timeout: 30\n")
+    loaded = load_guest_config(cfg)
+    assert loaded == {"mem": "4G", "smp": 4, "hugepages": "2M:16", "guest_timeout": 30.0}
+    merged = merge_settings({"smp": 1, "mem": None}, loaded)
+    assert merged["smp"] == 1  # the flag wins
+    assert merged["mem"] == "4G"  # the file fills what the flags left out
+    assert merged["accel"] == "auto"  # the default fills the rest
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("mem: 3G\nsmp: [1\n", r"g\.yaml:\d+: malformed YAML"),
+        ("mem: 3G\nmemory: 4G\n", r"g\.yaml:2: unknown setting 'memory'"),
+        ("mem: 3G\n\nsmp: two\n", r"g\.yaml:3: smp must be int"),
+        ("- mem\n", r"g\.yaml:1: expected a mapping"),
+    ],
+)
+def test_bad_guest_config_names_file_and_line(tmp_path, text, message):
+    from harness.spec import load_guest_config
+
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        load_guest_config(cfg)

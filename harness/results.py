@@ -1,0 +1,223 @@
+"""Run results: records per test and the files nightly systems keep (JSON, JUnit, KCIDB).
+
+Every writer is a pure function of the records; RunDir only decides where they go and
+writes atomically, after every test, so an interrupted run leaves valid files for what
+finished.
+"""
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+KCIDB_ORIGIN = "uffd_harness"
+
+
+@dataclass
+class TestRecord:
+    name: str  # e.g. "agent[wp-basic-anon]"
+    outcome: str  # one of OUTCOMES
+    duration: float
+    reason: str = ""
+    agent: dict | None = None  # the agent's JSON object for this case
+    crashes: list[dict] = field(default_factory=list)  # crashlog records (kind, title, text)
+    log_slice: str | None = None  # console slice, relative to the run directory
+    dmesg: str | None = None  # full kernel ring buffer written during the test
+    reproduce: str | None = None  # a shell command that reruns exactly this case
+    start_time: str = ""
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome {self.outcome!r} not in {OUTCOMES}")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def counts(records: list[TestRecord]) -> dict[str, int]:
+    c = dict.fromkeys(OUTCOMES, 0)
+    for r in records:
+        c[r.outcome] += 1
+    return c
+
+
+def count_line(records: list[TestRecord]) -> str:
+    """'N passed, N failed, N skipped, N xfailed' (+ xpassed/error only when non-zero)."""
+    c = counts(records)
+    parts = [f"{c[k]} {k}" for k in ("passed", "failed", "skipped", "xfailed")]
+    parts += [f"{c[k]} {k}" for k in ("xpassed", "error") if c[k]]
+    return ", ".join(parts)
+
+
+def to_json(records: list[TestRecord], meta: dict) -> str:
+    return (
+        json.dumps(
+            {"meta": meta, "counts": counts(records), "tests": [asdict(r) for r in records]},
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def to_junit(records: list[TestRecord], suite: str = "uffd-harness") -> str:
+    c = counts(records)
+    root = ET.Element("testsuites")
+    ts = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(records)),
+        failures=str(c["failed"] + c["xpassed"]),
+        errors=str(c["error"]),
+        skipped=str(c["skipped"] + c["xfailed"]),
+        time=f"{sum(r.duration for r in records):.3f}",
+    )
+    for r in records:
+        case = ET.SubElement(ts, "testcase", classname=suite, name=r.name, time=f"{r.duration:.3f}")
+        detail = "\n".join([r.reason] + [f"{c['title']}\n{c.get('text', '')}" for c in r.crashes])
+        if r.outcome in ("failed", "xpassed"):
+            msg = r.reason or (r.crashes[0]["title"] if r.crashes else r.outcome)
+            ET.SubElement(case, "failure", message=msg[:500]).text = detail
+        elif r.outcome == "error":
+            ET.SubElement(case, "error", message=r.reason[:500]).text = detail
+        elif r.outcome in ("skipped", "xfailed"):
+            ET.SubElement(case, "skipped", message=f"{r.outcome}: {r.reason}"[:500])
+        if r.reproduce:
+            props = ET.SubElement(case, "properties")
+            ET.SubElement(props, "property", name="reproduce", value=r.reproduce)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+_KCIDB_STATUS = {
+    "passed": "PASS",
+    "failed": "FAIL",
+    "skipped": "SKIP",
+    "xfailed": "FAIL",
+    "xpassed": "PASS",
+    "error": "ERROR",
+}
+
+
+def to_kcidb(records: list[TestRecord], meta: dict, run_id: str) -> str:
+    """KCIDB v4 JSON: one checkout and one build (the kernel under test), a test per record.
+
+    A known kernel bug is still a FAIL for KCIDB (it is a real failure of that kernel);
+    `misc.expected` says it was expected.
+    """
+    kernel = meta.get("kernel", {})
+    checkout_id = f"{KCIDB_ORIGIN}:{run_id}"
+    build_id = f"{KCIDB_ORIGIN}:{run_id}:{kernel.get('release', 'unknown')}"
+    tests = []
+    for i, r in enumerate(records):
+        test = {
+            "id": f"{build_id}:{i}",
+            "origin": KCIDB_ORIGIN,
+            "build_id": build_id,
+            "path": "uffd." + r.name.replace("[", ".").replace("]", "").replace("-", "_"),
+            "status": _KCIDB_STATUS[r.outcome],
+            "duration": round(r.duration, 3),
+            "environment": {"comment": meta.get("environment", "")},
+            "misc": {
+                "outcome": r.outcome,
+                "reason": r.reason,
+                "expected": r.outcome in ("xfailed",),
+                "crashes": [c["title"] for c in r.crashes],
+            },
+        }
+        if r.start_time:
+            test["start_time"] = r.start_time
+        tests.append(test)
+    doc = {
+        "version": {"major": 4, "minor": 3},
+        "checkouts": [{"id": checkout_id, "origin": KCIDB_ORIGIN, "valid": True}],
+        "builds": [
+            {
+                "id": build_id,
+                "origin": KCIDB_ORIGIN,
+                "checkout_id": checkout_id,
+                "architecture": "x86_64",
+                "valid": True,
+                "misc": {
+                    "kernel_version": kernel.get("version", ""),
+                    "config_sha256": kernel.get("config_sha256", ""),
+                },
+            }
+        ],
+        "tests": tests,
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def hardware_fingerprint(
+    accel: str, accel_reason: str, guest_cpu: str, kernel: dict, cpuinfo: str | None = None
+) -> dict:
+    """Where a result was obtained: enough to know whether a rerun is comparable."""
+    if cpuinfo is None:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    model, flags = "", []
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and not model:
+            model = value.strip()
+        if key.strip() == "flags" and not flags:
+            flags = value.split()
+    try:
+        qemu = subprocess.run(
+            ["qemu-system-x86_64", "--version"], capture_output=True, text=True
+        ).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        qemu = "unknown"
+    return {
+        "host": {
+            "cpu_model": model,
+            "cpu_flags": flags,
+            "nproc": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+        },
+        "qemu": qemu,
+        "accel": accel,
+        "accel_reason": accel_reason,
+        "guest_cpu": guest_cpu,
+        "kernel": kernel,
+    }
+
+
+def new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+class RunDir:
+    """results/<run-id>/ and its files; rewritten after every record."""
+
+    def __init__(self, root: Path, meta: dict, run_id: str | None = None):
+        self.run_id = run_id or new_run_id()
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.meta = meta
+        self.records: list[TestRecord] = []
+
+    def add(self, record: TestRecord) -> None:
+        self.records.append(record)
+        self.flush()
+
+    def flush(self) -> None:
+        atomic_write(self.root / "results.json", to_json(self.records, self.meta))
+        atomic_write(self.root / "junit.xml", to_junit(self.records))
+        atomic_write(self.root / "kcidb.json", to_kcidb(self.records, self.meta, self.run_id))
+        if "hardware" in self.meta:
+            atomic_write(
+                self.root / "hardware.json", json.dumps(self.meta["hardware"], indent=2) + "\n"
+            )
