@@ -201,6 +201,36 @@ class Guest:
     def alive(self) -> bool:
         return bool(self.qemu and self.qemu.alive())
 
+    def sysrq(self, keys: str) -> None:
+        """Press Alt-SysRq-<key> for each key on the guest's keyboard, through QMP.
+
+        Works when userspace and SSH are stuck (distro kernels restrict SysRq; the kernel
+        command line has sysrq_always_enabled)."""
+        if not (self.qemu and self.qemu.qmp and self.alive()):
+            raise HarnessError("cannot send SysRq: QEMU is not running")
+        for key in keys:
+            combo = [{"type": "qcode", "data": k} for k in ("alt", "sysrq", key)]
+            self.qemu.qmp.command("send-key", keys=combo, **{"hold-time": 50})
+            time.sleep(0.2)
+
+    def hang_dump(self, settle: float = 1.0, limit: float = 15.0) -> str:
+        """Blocked tasks (SysRq w) and all CPUs' backtraces (SysRq l) from the console.
+
+        SysRq 8 first: the dumps print at KERN_INFO, below the boot's console loglevel.
+        """
+        start = self.console.offset()
+        try:
+            self.sysrq("8wl")
+        except (HarnessError, OSError) as e:
+            return f"(no dump: {e})"
+        deadline, last, quiet_since = time.monotonic() + limit, -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < settle:
+            now = self.console.offset()
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            time.sleep(0.1)
+        return self.console.read(start)
+
     def stop(self) -> None:
         if self.ssh:
             self.ssh.close()
@@ -220,7 +250,10 @@ class Guest:
 
 
 def guest_from_settings(
-    settings: dict[str, object], console_log: Path | None = None, progress: Progress | None = None
+    settings: dict[str, object],
+    console_log: Path | None = None,
+    progress: Progress | None = None,
+    **guest_kw: object,
 ) -> Guest:
     """Validate merged settings (kernel, accelerator, sizes, pools) into a Guest, not started.
 
@@ -244,11 +277,13 @@ def guest_from_settings(
     if settings.get("panic_on_warn"):
         spec.extra_cmdline.append("panic_on_warn=1")
     spec.validate()
-    backing = None
-    if spec.host_hugepages:
+    backing = guest_kw.pop("backing", None)
+    if spec.host_hugepages and backing is None:
         backing = host_backing(
             spec.mem_mb, read_pools(), hugetlbfs_mounts(Path("/proc/mounts").read_text())
         )
-    guest = Guest(spec, kernel, console_log=console_log, backing=backing, progress=progress)
+    guest = Guest(
+        spec, kernel, console_log=console_log, backing=backing, progress=progress, **guest_kw
+    )
     guest.accel_reason = accel.reason
     return guest

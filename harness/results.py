@@ -21,6 +21,8 @@ KCIDB_ORIGIN = "uffd_harness"
 
 @dataclass
 class TestRecord:
+    __test__ = False  # not a pytest test class, despite the name
+
     name: str  # e.g. "agent[wp-basic-anon]"
     outcome: str  # one of OUTCOMES
     duration: float
@@ -205,7 +207,6 @@ class RunDir:
     def __init__(self, root: Path, meta: dict, run_id: str | None = None):
         self.run_id = run_id or new_run_id()
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
         self.meta = meta
         self.records: list[TestRecord] = []
 
@@ -217,7 +218,69 @@ class RunDir:
         atomic_write(self.root / "results.json", to_json(self.records, self.meta))
         atomic_write(self.root / "junit.xml", to_junit(self.records))
         atomic_write(self.root / "kcidb.json", to_kcidb(self.records, self.meta, self.run_id))
+        atomic_write(self.root / "summary.txt", summary_text(self.records, self.root))
         if "hardware" in self.meta:
             atomic_write(
                 self.root / "hardware.json", json.dumps(self.meta["hardware"], indent=2) + "\n"
             )
+
+
+_CELL = {
+    "passed": "pass",
+    "failed": "FAIL",
+    "skipped": "skip",
+    "xfailed": "xfail",
+    "xpassed": "XPASS",
+    "error": "ERROR",
+}
+
+
+def summary_text(records: list[TestRecord], root: Path | None = None) -> str:
+    """Workload x memory type table of agent cases, then other tests, crashes, and files.
+
+    A record is an agent case when its `agent` field names a workload and a memory type.
+    """
+    cases: dict[str, dict[str, str]] = {}
+    mems: list[str] = []
+    others = []
+    for r in records:
+        a = r.agent or {}
+        if a.get("workload") and a.get("mem"):
+            cases.setdefault(a["workload"], {})[a["mem"]] = _CELL[r.outcome]
+            if a["mem"] not in mems:
+                mems.append(a["mem"])
+        else:
+            others.append(r)
+    lines = []
+    if cases:
+        width = max(len(w) for w in cases) + 2
+        cols = [max(len(m), 5) + 2 for m in mems]
+        lines.append(
+            "workload".ljust(width) + "".join(m.ljust(c) for m, c in zip(mems, cols, strict=True))
+        )
+        for w, row in cases.items():
+            lines.append(
+                w.ljust(width)
+                + "".join(row.get(m, "-").ljust(c) for m, c in zip(mems, cols, strict=True))
+            )
+        lines.append("")
+    for r in others:
+        lines.append(f"{_CELL[r.outcome]:6} {r.name}")
+    problems = [r for r in records if r.outcome in ("failed", "xpassed", "error")]
+    if problems:
+        lines += ["", "failures:"]
+        for r in problems:
+            lines.append(f"  {r.name}: {r.reason}")
+            if r.reproduce:
+                lines.append(f"    reproduce: {r.reproduce}")
+    crashes = [(r.name, c["title"]) for r in records for c in r.crashes]
+    if crashes:
+        lines += ["", "kernel crashes:"] + [f"  {title}  ({name})" for name, title in crashes]
+    expected = [r for r in records if r.outcome == "xfailed"]
+    if expected:
+        lines += ["", "known kernel bugs (xfailed):"]
+        lines += [f"  {r.name}: {r.reason}" for r in expected]
+    lines += ["", count_line(records)]
+    if root:
+        lines.append(f"files: {root} (results.json, junit.xml, kcidb.json, console logs, logs/)")
+    return "\n".join(lines).rstrip() + "\n"

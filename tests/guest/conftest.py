@@ -4,54 +4,27 @@ from pathlib import Path
 import pytest
 
 from harness.guest import Guest
-from harness.kernel import KernelImage, default_kernel
+from harness.kernel import KernelImage
 
-from .helpers import make_guest, our_qemus, wait_gone
-
-
-@pytest.fixture(scope="session")
-def kernel() -> KernelImage:
-    return default_kernel()
-
-
-class SharedGuest:
-    """One guest for the tests that leave it usable; replaced when it has died."""
-
-    def __init__(self, kernel: KernelImage):
-        self.kernel = kernel
-        self.guest: Guest | None = None
-
-    def get(self) -> Guest:
-        if self.guest and not (self.guest.alive() and self.guest.ssh and self.guest.ssh.alive()):
-            self.guest.stop()
-            self.guest = None
-        if self.guest is None:
-            self.guest = make_guest(self.kernel).start()
-        return self.guest
-
-    def close(self) -> None:
-        if self.guest:
-            self.guest.stop()
-            self.guest.cleanup()
-
-
-@pytest.fixture(scope="session")
-def shared(kernel) -> Iterator[SharedGuest]:
-    holder = SharedGuest(kernel)
-    yield holder
-    holder.close()
+from .helpers import our_qemus, wait_gone
 
 
 @pytest.fixture
-def guest(shared) -> Guest:
-    return shared.get()
+def kernel(guest: Guest) -> KernelImage:
+    return guest.kernel
+
+
+@pytest.fixture
+def settings(guest_pool) -> dict:
+    return guest_pool.settings
 
 
 @pytest.fixture(autouse=True)
-def no_stray_qemu(shared) -> Iterator[None]:
-    """After every test, the only QEMU of ours may be the shared guest."""
+def no_stray_qemu(guest_pool) -> Iterator[None]:
+    """After every test, the only QEMU of ours may be this process's shared guest."""
     yield
-    keep = {shared.guest.qemu.pid} if shared.guest and shared.guest.qemu else set()
+    shared = guest_pool.guest
+    keep = {shared.qemu.pid} if shared and shared.qemu and shared.alive() else set()
     stray = wait_gone(set(our_qemus()) - keep)
     assert not stray, f"QEMU processes left behind: {stray}"
 

@@ -1,16 +1,17 @@
-"""Helpers for guest tests: making guests, finding our QEMU processes."""
+"""Helpers for guest tests: making extra guests, finding our QEMU processes."""
 
 import time
 from pathlib import Path
 
-from harness.accel import choose_accel
-from harness.guest import Guest
-from harness.kernel import KernelImage
+from harness.guest import Guest, guest_from_settings
 from harness.qemu import TOKEN_PARAM
-from harness.spec import GuestSpec
 
-MEM_MB = 2304
-HUGEPAGES = {2048: 64, 1024 * 1024: 1}
+
+def make_guest(settings: dict, **overrides: object) -> Guest:
+    """A guest (not started) from the session's settings, with some of them changed;
+    Guest keyword arguments (recipe, backing, progress) pass through."""
+    guest_kw = {k: overrides.pop(k) for k in ("recipe", "backing", "progress") if k in overrides}
+    return guest_from_settings({**settings, **overrides}, **guest_kw)
 
 
 def our_qemus() -> dict[int, str]:
@@ -33,28 +34,25 @@ def our_qemus() -> dict[int, str]:
 
 
 def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+    """The PIDs still running (zombies count as gone) after up to `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = {
-            p
-            for p in pids
-            if Path(f"/proc/{p}").exists()
-            and b"zombie" not in Path(f"/proc/{p}/status").read_bytes().lower()
-        }
-        if not pids:
-            break
+    while True:
+        alive = set()
+        for p in pids:
+            try:
+                if b"zombie" not in Path(f"/proc/{p}/status").read_bytes().lower():
+                    alive.add(p)
+            except OSError:
+                pass
+        if not alive or time.monotonic() >= deadline:
+            return alive
         time.sleep(0.1)
-    return pids
 
 
-def make_guest(
-    kernel: KernelImage, mem_mb: int = MEM_MB, hugepages: dict[int, int] | None = None, **kw
-) -> Guest:
-    spec = GuestSpec(
-        kernel=kernel.path,
-        accel=choose_accel("auto").accel,
-        mem_mb=mem_mb,
-        hugepages=dict(HUGEPAGES if hugepages is None else hugepages),
-    )
-    spec.validate()
-    return Guest(spec, kernel, **kw)
+def guest_flags(settings: dict) -> list[str]:
+    """CLI flags that boot the same guest as the session's settings."""
+    flags = []
+    for key in ("kernel", "accel", "cpu", "smp", "mem", "hugepages"):
+        if settings.get(key) is not None:
+            flags += [f"--{key}", str(settings[key])]
+    return flags

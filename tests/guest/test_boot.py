@@ -10,9 +10,10 @@ import time
 import pytest
 
 from harness import HarnessError
+from harness.spec import parse_hugepages
 from harness.ssh import CommandTimeout
 
-from .helpers import make_guest, our_qemus, wait_gone
+from .helpers import guest_flags, make_guest, our_qemus, wait_gone
 
 
 def test_uname_is_the_booted_kernel(guest, kernel):
@@ -21,14 +22,16 @@ def test_uname_is_the_booted_kernel(guest, kernel):
     assert res.stdout.decode().strip() == kernel.release
 
 
-def test_hugepage_pools_and_hugetlbfs(guest):
+def test_hugepage_pools_and_hugetlbfs(guest, settings):
+    want = parse_hugepages(settings["hugepages"])
+    assert want.get(2048) and want.get(1024 * 1024), "this test needs both pools configured"
     res = guest.run(
         "cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages "
         "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages; grep hugetlbfs /proc/mounts",
         timeout=30,
     )
     lines = res.stdout.decode().splitlines()
-    assert lines[:2] == ["64", "1"]
+    assert lines[:2] == [str(want[2048]), str(want[1024 * 1024])]
     mounts = {line.split()[1]: line.split()[3] for line in lines[2:]}
     assert "pagesize=2M" in mounts["/mnt/huge-2048kB"]
     assert "pagesize=1024M" in mounts["/mnt/huge-1048576kB"]
@@ -62,14 +65,14 @@ def test_command_timeout_is_reported_and_guest_survives(guest):
     assert guest.run("true", timeout=30).exit_code == 0
 
 
-def test_missing_network_driver_is_named(kernel, tmp_path):
+def test_missing_network_driver_is_named(settings, tmp_path):
     from harness.image import DEFAULT_RECIPE
 
     recipe = tmp_path / "nonet.yaml"
     text = DEFAULT_RECIPE.read_text().replace("required: [virtio_pci, virtio_net]", "required: []")
     recipe.write_text(text)
     (tmp_path / "init.sh").write_bytes((DEFAULT_RECIPE.parent / "init.sh").read_bytes())
-    g = make_guest(kernel, recipe=recipe)
+    g = make_guest(settings, recipe=recipe)
     try:
         with pytest.raises(HarnessError, match="no network device.*virtio-net"):
             g.start()
@@ -87,17 +90,17 @@ def cli(*args: str, **kw) -> subprocess.Popen:
     )
 
 
-def test_cli_exit_code_and_release(kernel):
-    p = cli("boot", "--", "sh", "-c", "uname -r; exit 3")
+def test_cli_exit_code_and_release(settings, kernel):
+    p = cli(settings, "--", "sh", "-c", "uname -r; exit 3")
     out, err = p.communicate(timeout=300)
     assert p.returncode == 3, err.decode()
     assert out.decode().strip() == kernel.release
 
 
-def test_sigkill_mid_boot_leaves_no_qemu(tmp_path):
+def test_sigkill_mid_boot_leaves_no_qemu(settings, tmp_path):
     before = set(our_qemus())
     log = tmp_path / "console.log"
-    p = cli("boot", "--console-log", str(log), "--", "sleep", "600")
+    p = cli(settings, "--console-log", str(log), "--", "sleep", "600")
     try:
         deadline = time.monotonic() + 60
         mine: set[int] = set()
@@ -115,9 +118,9 @@ def test_sigkill_mid_boot_leaves_no_qemu(tmp_path):
             p.wait()
 
 
-def test_sigterm_stops_guest_cleanly(tmp_path):
+def test_sigterm_stops_guest_cleanly(settings):
     before = set(our_qemus())
-    p = cli("boot", "--", "sleep", "600")
+    p = cli(settings, "--", "sleep", "600")
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -135,7 +138,7 @@ def test_sigterm_stops_guest_cleanly(tmp_path):
             p.wait()
 
 
-def test_port_taken_between_choice_and_bind_is_retried(kernel, monkeypatch):
+def test_port_taken_between_choice_and_bind_is_retried(settings, monkeypatch):
     import socket
 
     import harness.guest as guest_mod
@@ -147,7 +150,7 @@ def test_port_taken_between_choice_and_bind_is_retried(kernel, monkeypatch):
     real = guest_mod.free_port
     monkeypatch.setattr(guest_mod, "free_port", lambda: ports.pop() if ports else real())
     notes: list[str] = []
-    g = make_guest(kernel, progress=lambda phase, msg: notes.append(msg))
+    g = make_guest(settings, progress=lambda phase, msg: notes.append(msg))
     try:
         g.start()
         assert g.port != busy.getsockname()[1]
@@ -159,10 +162,11 @@ def test_port_taken_between_choice_and_bind_is_retried(kernel, monkeypatch):
         busy.close()
 
 
-def test_interactive_shell(kernel):
+def test_interactive_shell(settings):
     import pexpect
 
-    child = pexpect.spawn(sys.executable, ["-m", "harness", "boot"], timeout=180)
+    argv = ["-m", "harness", "boot", *guest_flags(settings)]
+    child = pexpect.spawn(sys.executable, argv, timeout=180)
     try:
         child.expect("interactive shell")
         child.expect(r"[#$] ")
@@ -176,7 +180,7 @@ def test_interactive_shell(kernel):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to reserve host hugepages")
-def test_host_hugepages_back_guest_ram(kernel, tmp_path):
+def test_host_hugepages_back_guest_ram(settings, tmp_path):
     from pathlib import Path
 
     from harness.hostmem import host_backing, hugetlbfs_mounts, read_pools
@@ -196,7 +200,7 @@ def test_host_hugepages_back_guest_ram(kernel, tmp_path):
         }
         backing = host_backing(1024, read_pools(), mounts)
         assert backing == (mnt, 2048)
-        g = make_guest(kernel, mem_mb=1024, hugepages={2048: 16}, backing=backing).start()
+        g = make_guest(settings, mem="1G", hugepages="2M:16", backing=backing).start()
         assert g.run("true", timeout=30).exit_code == 0
         used = free_before - int((sysfs / "free_hugepages").read_text())
         assert used == 512, f"guest RAM took {used} host hugepages, expected 512 (1 GiB)"

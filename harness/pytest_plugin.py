@@ -1,0 +1,307 @@
+"""pytest plugin: guests as fixtures, per-test kernel logs, crashes fail the test, results.
+
+Registered through the `pytest11` entry point, so `pytest --kernel=build/bzImage` works
+from any directory once the package is installed.
+"""
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import HarnessError
+from .accel import ACCELS
+from .agent_session import AgentSession, GuestHang
+from .guest import Guest, guest_from_settings
+from .results import RunDir, TestRecord, hardware_fingerprint, new_run_id
+from .spec import DEFAULTS, load_guest_config, merge_settings
+
+#: Default per-test limit for a guest command, per accelerator.
+TEST_TIMEOUT = {"kvm": 120.0, "tcg": 300.0}
+
+_SLICE = pytest.StashKey[tuple]()  # (guest, console start offset, dmesg holder)
+_RUN = pytest.StashKey[RunDir]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("uffd-harness", "uffd-harness guests")
+    g.addoption("--kernel", help="x86 bzImage for guest tests (default: newest packaged)")
+    g.addoption("--accel", choices=ACCELS, help="auto (default), kvm or tcg")
+    g.addoption("--cpu", help="QEMU -cpu model (default: max under TCG, host under KVM)")
+    g.addoption("--smp", type=int, help=f"guest CPUs (default {DEFAULTS['smp']})")
+    g.addoption("--mem", help=f"guest RAM (default {DEFAULTS['mem']})")
+    g.addoption("--hugepages", help=f"guest hugepage pools (default {DEFAULTS['hugepages']})")
+    g.addoption(
+        "--host-hugepages",
+        action="store_true",
+        default=None,
+        help="back guest RAM with host hugetlbfs pages",
+    )
+    g.addoption(
+        "--guest-config",
+        type=Path,
+        metavar="FILE.yaml",
+        help="guest settings in YAML; command-line flags win",
+    )
+    g.addoption(
+        "--results", type=Path, metavar="DIR", help="where results go (default results/<run-id>)"
+    )
+    g.addoption(
+        "--guest-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="limit per guest command (default 300 under TCG, 120 under KVM)",
+    )
+    g.addoption("--fresh-guest", action="store_true", help="a new guest for every test")
+    g.addoption(
+        "--panic-on-warn",
+        action="store_true",
+        default=None,
+        help="boot guests with panic_on_warn=1",
+    )
+
+
+def _settings(config: pytest.Config) -> dict[str, object]:
+    path = config.getoption("guest_config")
+    file_cfg = load_guest_config(path) if path else {}
+    flags = {
+        k: config.getoption(k)
+        for k in (
+            "kernel",
+            "accel",
+            "cpu",
+            "smp",
+            "mem",
+            "hugepages",
+            "host_hugepages",
+            "guest_timeout",
+            "panic_on_warn",
+        )
+    }
+    return merge_settings(flags, file_cfg)
+
+
+def _worker(config: pytest.Config) -> str:
+    return getattr(config, "workerinput", {}).get("workerid", "main")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "guest: boots a real QEMU guest")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.stash[_RUN] = RunDir(Path(workerinput["uffd_results"]), {}, workerinput["uffd_run"])
+        return
+    run_id = new_run_id()
+    root = config.getoption("results") or Path(config.rootpath) / "results" / run_id
+    config.stash[_RUN] = RunDir(Path(root), {"run_id": run_id}, run_id)
+    config.pluginmanager.register(ResultsRecorder(config.stash[_RUN]), "uffd-harness-results")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # pytest-xdist: workers share the run directory
+    run = node.config.stash[_RUN]
+    node.workerinput["uffd_results"] = str(run.root)
+    node.workerinput["uffd_run"] = run.run_id
+
+
+class GuestPool:
+    """One guest per pytest process (per xdist worker), replaced when it has died."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.settings = _settings(config)
+        self.run: RunDir = config.stash[_RUN]
+        self.worker = _worker(config)
+        self.guest: Guest | None = None
+        self.agent: AgentSession | None = None
+        self.boots = 0
+        self.timeout: float | None = None
+
+    def _healthy(self) -> bool:
+        g = self.guest
+        return bool(g and g.alive() and g.ssh and g.ssh.alive())
+
+    def get(self) -> Guest:
+        if self.guest and not self._healthy():
+            self.discard()
+        if self.guest is None:
+            self.boots += 1
+            log = self.run.root / f"console-{self.worker}-{self.boots}.log"
+            guest = guest_from_settings(self.settings, console_log=log)
+            self.timeout = float(self.settings["guest_timeout"] or TEST_TIMEOUT[guest.spec.accel])
+            guest.start()
+            self.guest = guest
+            self._record_hardware(guest)
+        return self.guest
+
+    def _record_hardware(self, guest: Guest) -> None:
+        if "hardware" in self.run.meta:
+            return
+        kernel = {
+            "release": guest.kernel.release,
+            "version": guest.kernel.version,
+            "path": str(guest.kernel.path),
+        }
+        self.run.meta["hardware"] = hardware_fingerprint(
+            guest.spec.accel, guest.accel_reason, guest.spec.cpu_model, kernel
+        )
+        self.run.meta["kernel"] = kernel
+
+    def get_agent(self) -> AgentSession:
+        guest = self.get()
+        if self.agent is None or self.agent.guest is not guest:
+            from .agent.build import build_agent
+
+            self.agent = AgentSession(guest, build_agent())
+        return self.agent
+
+    def discard(self) -> None:
+        if self.guest:
+            self.guest.stop()
+        self.guest = None
+        self.agent = None
+
+    def close(self) -> None:
+        self.discard()
+
+
+@pytest.fixture(scope="session")
+def guest_pool(request: pytest.FixtureRequest) -> Iterator[GuestPool]:
+    pool = GuestPool(request.config)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def guest(guest_pool: GuestPool, request: pytest.FixtureRequest) -> Iterator[Guest]:
+    """A running guest; the test's console slice is cut from its log afterwards."""
+    try:
+        g = guest_pool.get()
+    except HarnessError as e:
+        pytest.fail(f"guest did not start: {e}", pytrace=False)
+    request.node.stash[_SLICE] = (g, g.console.offset())
+    yield g
+    if request.config.getoption("fresh_guest"):
+        guest_pool.discard()
+
+
+@pytest.fixture
+def agent(guest: Guest, guest_pool: GuestPool) -> AgentSession:
+    try:
+        return guest_pool.get_agent()
+    except HarnessError as e:
+        pytest.fail(f"agent not ready: {e}", pytrace=False)
+
+
+@pytest.fixture
+def features(agent: AgentSession) -> dict:
+    return agent.features()
+
+
+@pytest.fixture
+def guest_timeout(guest_pool: GuestPool, guest: Guest) -> float:
+    assert guest_pool.timeout
+    return guest_pool.timeout
+
+
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-\[\]]+", "_", nodeid.split("::", 1)[-1])[:150]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if item.get_closest_marker("guest"):
+        report.user_properties.append(("uffd_guest", True))
+    if report.when != "call" or _SLICE not in item.stash:
+        return
+    guest, start = item.stash[_SLICE]
+    run: RunDir = item.config.stash[_RUN]
+    text = guest.console.read(start)
+    name = _safe_name(item.nodeid)
+    slice_path = run.root / "logs" / f"{name}.console.log"
+    slice_path.parent.mkdir(parents=True, exist_ok=True)
+    slice_path.write_text(text)
+    report.user_properties.append(("log_slice", str(slice_path.relative_to(run.root))))
+    hang = call.excinfo is not None and isinstance(call.excinfo.value, GuestHang)
+    if hang:
+        dump = call.excinfo.value.dump
+        report.user_properties.append(("hang", str(call.excinfo.value)))
+        report.sections.append(("guest hang dump (SysRq w, l)", dump[-20000:]))
+        guest.stop()  # a hung guest is not reused
+    from .crashlog import parse
+
+    crashes = parse(text)
+    for c in crashes:
+        report.user_properties.append(("crash", {"kind": c.kind, "title": c.title, "text": c.text}))
+    if crashes and report.outcome != "failed":
+        # The kernel broke while this test ran: that is this test's failure, whatever
+        # userspace saw. xfail does not cover it: a known bug is a failed check, not an oops.
+        report.outcome = "failed"
+        if hasattr(report, "wasxfail"):
+            del report.wasxfail
+        report.longrepr = "kernel crash during the test:\n" + "\n\n".join(
+            f"{c.title}\n{c.text}" for c in crashes
+        )
+    elif crashes:
+        report.sections.append(
+            ("kernel crashes", "\n\n".join(f"{c.title}\n{c.text}" for c in crashes))
+        )
+    if report.failed and text.strip():
+        report.sections.append(("kernel log of this test (console)", text[-8000:]))
+    if not guest.alive():
+        report.user_properties.append(("guest_died", True))
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.skipped:
+        return "skipped"
+    return "passed" if report.passed else "failed"
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if hasattr(report, "wasxfail"):
+        return str(report.wasxfail)
+    if report.failed:
+        lines = [ln for ln in report.longreprtext.splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else "failed"
+    return ""
+
+
+class ResultsRecorder:
+    """One record per test, kept in the controller process (xdist sends it every report)."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        setup_problem = report.when == "setup" and not report.passed
+        props = {k: v for k, v in report.user_properties if k != "crash"}
+        if not props.get("uffd_guest") or (report.when != "call" and not setup_problem):
+            return
+        outcome = "error" if setup_problem and report.failed else _outcome(report)
+        self.run.add(
+            TestRecord(
+                name=report.nodeid.split("::", 1)[-1],
+                outcome=outcome,
+                duration=report.duration,
+                reason=_reason(report),
+                agent=props.get("agent"),
+                crashes=[v for k, v in report.user_properties if k == "crash"],
+                log_slice=props.get("log_slice"),
+                dmesg=props.get("dmesg"),
+                reproduce=props.get("reproduce"),
+                start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.start)),
+            )
+        )
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.run.records:
+            terminalreporter.write_line(f"uffd-harness results: {self.run.root}")

@@ -1,0 +1,120 @@
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.results import (
+    RunDir,
+    TestRecord,
+    count_line,
+    hardware_fingerprint,
+    summary_text,
+    to_junit,
+    to_kcidb,
+)
+
+CPUINFO = "model name\t: Test CPU @ 2GHz\nflags\t\t: fpu sse2 avx2\nmodel name\t: second\n"
+
+
+def records() -> list[TestRecord]:
+    return [
+        TestRecord("agent[wp-basic-anon]", "passed", 1.5),
+        TestRecord(
+            "agent[wp-fork-cow-hugetlb-private]",
+            "xfailed",
+            2.0,
+            reason="mm/hugetlb: fix uffd-wp during fork()",
+        ),
+        TestRecord(
+            "agent[wp-zap-shmem]",
+            "failed",
+            0.5,
+            reason="wp fault missing",
+            crashes=[
+                {
+                    "kind": "warning",
+                    "title": "WARNING in mwriteprotect_range",
+                    "text": "WARNING: CPU: 0 PID: 1 at mm/userfaultfd.c:1",
+                }
+            ],
+            reproduce="uffd-harness agent -- run wp-zap --mem shmem",
+        ),
+        TestRecord("agent[wp-thp-anon-thp]", "skipped", 0.1, reason="THP disabled"),
+    ]
+
+
+def test_count_line():
+    assert count_line(records()) == "1 passed, 1 failed, 1 skipped, 1 xfailed"
+    extra = [*records(), TestRecord("x", "xpassed", 0), TestRecord("y", "error", 0)]
+    assert count_line(extra).endswith(", 1 xpassed, 1 error")
+
+
+def test_bad_outcome_rejected():
+    with pytest.raises(ValueError):
+        TestRecord("x", "ok", 0)
+
+
+def test_junit():
+    root = ET.fromstring(to_junit(records()).split("?>", 1)[1])
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "2")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    failure = cases["agent[wp-zap-shmem]"].find("failure")
+    assert failure is not None and "WARNING in mwriteprotect_range" in failure.text
+    assert cases["agent[wp-basic-anon]"].find("failure") is None
+    skipped = cases["agent[wp-fork-cow-hugetlb-private]"].find("skipped")
+    assert skipped is not None and "xfailed" in skipped.get("message")
+
+
+def test_kcidb():
+    doc = json.loads(to_kcidb(records(), {"kernel": {"release": "6.1.0-56-amd64"}}, "run1"))
+    assert doc["version"]["major"] == 4
+    build = doc["builds"][0]
+    assert build["checkout_id"] == doc["checkouts"][0]["id"]
+    statuses = [t["status"] for t in doc["tests"]]
+    assert statuses == ["PASS", "FAIL", "FAIL", "SKIP"]
+    assert doc["tests"][1]["misc"]["expected"] is True
+    assert doc["tests"][2]["misc"]["crashes"] == ["WARNING in mwriteprotect_range"]
+    assert all(t["build_id"] == build["id"] and t["origin"] == "uffd_harness" for t in doc["tests"])
+
+
+def test_run_dir_is_valid_after_every_record(tmp_path):
+    run = RunDir(tmp_path / "r", {"run_id": "x"}, "x")
+    for i, rec in enumerate(records(), start=1):
+        run.add(rec)
+        data = json.loads((tmp_path / "r" / "results.json").read_text())
+        assert len(data["tests"]) == i
+        ET.fromstring((tmp_path / "r" / "junit.xml").read_text().split("?>", 1)[1])
+    assert not list((tmp_path / "r").glob(".*"))  # no temporary files left
+
+
+def test_hardware_fingerprint():
+    hw = hardware_fingerprint("tcg", "no vmx", "max", {"release": "6.1"}, cpuinfo=CPUINFO)
+    assert hw["host"]["cpu_model"] == "Test CPU @ 2GHz"
+    assert hw["host"]["cpu_flags"] == ["fpu", "sse2", "avx2"]
+    assert (hw["accel"], hw["guest_cpu"]) == ("tcg", "max")
+
+
+def test_summary_table():
+    recs = records()
+    for r, (w, m) in zip(
+        recs,
+        [
+            ("wp-basic", "anon"),
+            ("wp-fork-cow", "hugetlb-private"),
+            ("wp-zap", "shmem"),
+            ("wp-basic", "shmem"),
+        ],
+        strict=True,
+    ):
+        r.agent = {"workload": w, "mem": m}
+    text = summary_text(recs)
+    lines = text.splitlines()
+    header = lines[0].split()
+    assert header == ["workload", "anon", "hugetlb-private", "shmem"]
+    assert lines[1].split() == ["wp-basic", "pass", "-", "skip"]
+    assert lines[2].split() == ["wp-fork-cow", "-", "xfail", "-"]
+    assert "WARNING in mwriteprotect_range  (agent[wp-zap-shmem])" in text
+    assert "reproduce: uffd-harness agent -- run wp-zap --mem shmem" in text
+    assert text.rstrip().endswith("1 passed, 1 failed, 1 skipped, 1 xfailed")
