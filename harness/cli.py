@@ -56,7 +56,6 @@ def add_guest_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE.yaml",
         help="the same settings in YAML; flags win",
     )
-    g.add_argument("--console-log", type=Path, help="write the serial console log here")
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, object]:
@@ -110,6 +109,51 @@ def cmd_boot(args: argparse.Namespace) -> int:
             print(f"console log kept: {guest.console.path}", file=sys.stderr)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import json
+
+    import pytest
+
+    from . import REPO_ROOT
+    from .results import TestRecord, new_run_id, summary_text
+
+    suite = REPO_ROOT / "tests" / "guest"
+    if not suite.is_dir():
+        raise UsageError(
+            f"{suite} not found: `uffd-harness run` runs the guest suite of a checkout"
+        )
+    results = args.results or Path("results") / new_run_id()
+    argv = [str(suite), "--results", str(results)]
+    for key in (
+        "kernel",
+        "accel",
+        "cpu",
+        "smp",
+        "mem",
+        "hugepages",
+        "guest_config",
+        "guest_timeout",
+    ):
+        if getattr(args, key) is not None:
+            argv += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    for key in ("host_hugepages", "fresh_guest", "panic_on_warn"):
+        if getattr(args, key):
+            argv.append(f"--{key.replace('_', '-')}")
+    argv += args.pytest_args
+    print(f"uffd-harness run: pytest {' '.join(argv)}", file=sys.stderr, flush=True)
+    rc = int(pytest.main(argv))
+    path = results / "results.json"
+    if path.exists():
+        tests = json.loads(path.read_text())["tests"]
+        records = [TestRecord(**t) for t in tests]
+        print("\n== uffd-harness summary ==")
+        print(summary_text(records, results), end="")
+    if rc == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("uffd-harness run: no tests were collected", file=sys.stderr)
+        return 1
+    return rc
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import run_doctor
 
@@ -130,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "exit with its exit code; without CMD, open an interactive shell.",
     )
     add_guest_args(b)
+    b.add_argument("--console-log", type=Path, help="write the serial console log here")
     b.add_argument(
         "--push",
         type=Path,
@@ -147,6 +192,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("command", nargs="*", metavar="-- CMD", help="command to run in the guest")
     b.set_defaults(func=cmd_boot)
+
+    r = sub.add_parser(
+        "run",
+        help="run the guest test suite and print a summary table",
+        description="Run tests/guest under pytest with these guest settings; "
+        "arguments after -- go to pytest (e.g. -k wp- -x -n 2).",
+    )
+    add_guest_args(r)
+    r.add_argument(
+        "--results", type=Path, metavar="DIR", help="results directory (default results/<run-id>)"
+    )
+    r.add_argument(
+        "--guest-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="limit per guest command (default 300 under TCG, 120 under KVM)",
+    )
+    r.add_argument("--fresh-guest", action="store_true", help="a new guest for every test")
+    r.add_argument("--panic-on-warn", action="store_true", help="boot with panic_on_warn=1")
+    r.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS")
+    r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("doctor", help="check the host for what the harness needs")
     d.add_argument(

@@ -5,6 +5,7 @@ from any directory once the package is installed.
 """
 
 import re
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from . import HarnessError
 from .accel import ACCELS
 from .agent_session import AgentSession, GuestHang
 from .guest import Guest, guest_from_settings
+from .kernel import KernelImage, default_kernel, inspect_kernel
 from .results import RunDir, TestRecord, hardware_fingerprint, new_run_id
 from .spec import DEFAULTS, load_guest_config, merge_settings
 
@@ -81,6 +83,24 @@ def _settings(config: pytest.Config) -> dict[str, object]:
         )
     }
     return merge_settings(flags, file_cfg)
+
+
+def session_kernel(config: pytest.Config) -> KernelImage:
+    """The kernel guest tests will boot, known without booting it (for collection)."""
+    kernel = _settings(config).get("kernel")
+    return inspect_kernel(Path(str(kernel))) if kernel else default_kernel()
+
+
+def reproduce_command(settings: dict[str, object], kernel: Path, agent_args: list[str]) -> str:
+    """A command line that reruns one agent case in a guest like this session's; every
+    setting is spelled out so the line means the same after defaults change."""
+    argv = ["uffd-harness", "agent", "--kernel", str(kernel)]
+    for key in ("accel", "cpu", "smp", "mem", "hugepages"):
+        if settings.get(key) is not None:
+            argv += [f"--{key}", str(settings[key])]
+    if settings.get("host_hugepages"):
+        argv.append("--host-hugepages")
+    return shlex.join([*argv, "--", *agent_args])
 
 
 def _worker(config: pytest.Config) -> str:

@@ -212,6 +212,12 @@ class RunDir:
 
     def add(self, record: TestRecord) -> None:
         self.records.append(record)
+        if record.reproduce and record.outcome in ("failed", "xpassed", "error"):
+            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in record.name)
+            script = self.root / "reproduce" / f"{name}.sh"
+            atomic_write(script, f"#!/bin/sh\n# {record.name}: {record.outcome}\n"
+                         f"exec {record.reproduce}\n")
+            script.chmod(0o755)
         self.flush()
 
     def flush(self) -> None:

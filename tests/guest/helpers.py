@@ -1,10 +1,16 @@
 """Helpers for guest tests: making extra guests, finding our QEMU processes."""
 
+import os
 import time
 from pathlib import Path
 
 from harness.guest import Guest, guest_from_settings
 from harness.qemu import TOKEN_PARAM
+
+# Every QEMU this test process starts, directly or through a CLI it runs, inherits this
+# variable; other processes' guests (xdist workers, other runs) do not count as ours.
+OWNER = f"UFFD_HARNESS_TEST_OWNER={os.getpid()}"
+os.environ["UFFD_HARNESS_TEST_OWNER"] = str(os.getpid())
 
 
 def make_guest(settings: dict, **overrides: object) -> Guest:
@@ -15,7 +21,7 @@ def make_guest(settings: dict, **overrides: object) -> Guest:
 
 
 def our_qemus() -> dict[int, str]:
-    """PIDs of QEMUs started by this harness (their kernel command line carries a token)."""
+    """PIDs of QEMUs started by this test process (see OWNER)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
