@@ -1,6 +1,7 @@
 """uffd-harness command line: parse, call the library, print, exit with a meaningful code."""
 
 import argparse
+import json
 import shlex
 import signal
 import sys
@@ -109,9 +110,83 @@ def cmd_boot(args: argparse.Namespace) -> int:
             print(f"console log kept: {guest.console.path}", file=sys.stderr)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import json
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Build the agent, boot, push it, run `uffd-agent ARGS`; for `suite`, apply the
+    known-issues list and exit non-zero only on an unexpected failure or a kernel crash."""
+    from .agent.build import build_agent
+    from .agent_session import REMOTE_PATH, AgentSession, GuestHang, parse_output
+    from .crashlog import parse as parse_crashes
 
+    if not args.agent_args:
+        raise UsageError("give the agent's arguments after --, e.g. -- features, -- suite")
+    clock = Clock()
+    t0 = time.monotonic()
+    binary = build_agent()
+    clock("agent", f"{binary} ({time.monotonic() - t0:.2f} s)")
+    guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
+    ok = False
+    try:
+        guest.start()
+        session = AgentSession(guest, binary)
+        clock("push", f"{REMOTE_PATH} (sha256 {session.digest[:12]} verified)")
+        start = guest.console.offset()
+        cmd = shlex.join([REMOTE_PATH, *args.agent_args])
+        clock("run", cmd)
+        suite = args.agent_args[0] == "suite"
+        try:
+            res = guest.run(
+                cmd,
+                args.timeout,
+                on_stdout=None if suite else _write(sys.stdout),
+                on_stderr=_write(sys.stderr),
+            )
+        except CommandTimeout:
+            dump = guest.hang_dump()
+            raise GuestHang(cmd, args.timeout, dump, "") from None
+        code = res.exit_code
+        clock("run", f"exit code {code} after {res.duration:.2f} s")
+        if suite:
+            results, _ = parse_output(res.stdout.decode(errors="replace"))
+            print(json.dumps(results, indent=1))
+            code = _suite_verdicts(results, guest.kernel.release)
+        crashes = parse_crashes(guest.console.read(start))
+        for c in crashes:
+            print(f"kernel crash: {c.title}", file=sys.stderr)
+        ok = True
+        return 1 if crashes and code == 0 else code
+    except GuestHang as e:
+        print(f"{e}\n--- guest dump (SysRq w, l) ---\n{e.dump[-20000:]}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    finally:
+        guest.stop()
+        clock("stop", "guest stopped")
+        if ok and not args.console_log:
+            guest.cleanup()
+        else:
+            print(f"console log kept: {guest.console.path}", file=sys.stderr)
+
+
+def _suite_verdicts(results: object, release: str) -> int:
+    """Print one line per non-passing case and the count line; 1 on an unexpected failure."""
+    from .known_issues import load_known_issues
+    from .outcomes import verdict
+    from .results import TestRecord, count_line
+
+    if not isinstance(results, list):
+        raise HarnessError("`uffd-agent suite` printed no JSON array")
+    issues = load_known_issues()
+    records = []
+    for r in results:
+        v = verdict(r, issues, release)
+        name = f"{r.get('workload')}-{r.get('mem')}"
+        records.append(TestRecord(name, v.outcome, float(r.get("duration", 0) or 0), v.reason))
+        if v.outcome != "passed":
+            print(f"{v.outcome.upper():8} {name}: {v.reason.splitlines()[0] if v.reason else ''}")
+    print(count_line(records))
+    return 1 if any(r.outcome in ("failed", "error") for r in records) else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from . import REPO_ROOT
@@ -192,6 +267,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("command", nargs="*", metavar="-- CMD", help="command to run in the guest")
     b.set_defaults(func=cmd_boot)
+
+    a = sub.add_parser(
+        "agent",
+        help="boot a guest and run the uffd agent in it",
+        description="Build the static uffd agent, boot a guest, push the agent and run "
+        "`uffd-agent ARGS`; e.g. -- features, -- list, -- run wp-basic --mem anon, "
+        "-- suite --filter 'wp-*'.",
+    )
+    add_guest_args(a)
+    a.add_argument("--console-log", type=Path, help="write the serial console log here")
+    a.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help=f"limit for the agent; on expiry dump the guest's tasks and exit {EXIT_TIMEOUT}",
+    )
+    a.add_argument("agent_args", nargs="*", metavar="-- ARGS", help="uffd-agent arguments")
+    a.set_defaults(func=cmd_agent)
 
     r = sub.add_parser(
         "run",
