@@ -26,6 +26,7 @@ BOOT_TIMEOUT = {"kvm": 60.0, "tcg": 180.0}
 #: A forced KVM that prints nothing in this long is stalled, not slow.
 KVM_SILENCE_LIMIT = 20.0
 PORT_ATTEMPTS = 5
+RUN_LOGLEVEL = 7
 
 
 class PhaseTimeout(HarnessError):
@@ -163,7 +164,10 @@ class Guest:
         )
         # One round trip for the token and the pools: each command costs a TCG guest time.
         sizes = sorted(self.spec.hugepages)
-        probe = "cat /proc/cmdline" + "".join(
+        # Boot stays at loglevel 5 (a quiet serial port boots faster under TCG); from now
+        # on the console also gets KERN_INFO, where hung-task and lockup reports print
+        # their stacks, so the console alone explains a guest that died.
+        probe = f"dmesg -n {RUN_LOGLEVEL}; cat /proc/cmdline" + "".join(
             f"; cat /sys/kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages 2>/dev/null || echo 0"
             for kb in sizes
         )

@@ -1,0 +1,367 @@
+"""crashlog against golden console logs (tests/data/crashes/*.log) and targeted cases.
+
+A golden log starts with header lines, then raw console text:
+    # KIND: warning                 one per expected report, in order
+    # TITLE: WARNING in foo         one per expected report, in order
+    # CORRUPTED: 0 1                indexes of reports expected to be marked corrupted
+    # SECONDARY: 1                  indexes of reports expected to be marked secondary
+    # NONE                          the log holds no report
+    # SOURCE: / # NOTE:             where it comes from, what it pins
+"""
+
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness import crashlog
+from harness.crashlog import Crash, first_crash_line, has_crash, parse, primary, summary
+
+CRASHES = Path(__file__).parent.parent / "data" / "crashes"
+GOLDEN = sorted(CRASHES.glob("*.log"))
+_HEADER = re.compile(r"^# (KIND|TITLE|CORRUPTED|SECONDARY|SOURCE|NOTE):\s*(.*)$|^# NONE\s*$")
+
+
+@dataclass
+class Golden:
+    name: str
+    body: str
+    kinds: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    corrupted: set[int] = field(default_factory=set)
+    secondary: set[int] = field(default_factory=set)
+    sources: list[str] = field(default_factory=list)
+    none: bool = False
+
+
+def load(path: Path) -> Golden:
+    lines = path.read_text().splitlines(keepends=True)
+    g = Golden(path.name, "")
+    n = 0
+    while n < len(lines) and (m := _HEADER.match(lines[n].rstrip("\n"))):
+        key, value = m.group(1), (m.group(2) or "").strip()
+        if key is None:
+            g.none = True
+        elif key == "KIND":
+            g.kinds.append(value)
+        elif key == "TITLE":
+            g.titles.append(value)
+        elif key in ("CORRUPTED", "SECONDARY"):
+            getattr(g, key.lower()).update(int(i) for i in value.split())
+        elif key == "SOURCE":
+            g.sources.append(value)
+        n += 1
+    g.body = "".join(lines[n:])
+    return g
+
+
+def ids(paths: list[Path]) -> list[str]:
+    return [p.stem for p in paths]
+
+
+# --------------------------------------------------------------------------------------------
+# Golden logs
+
+
+def test_enough_golden_logs_from_our_guests_and_public_reports():
+    assert len(GOLDEN) >= 14
+    assert sum(p.name.startswith("guest-") for p in GOLDEN) >= 4
+    kinds = {k for p in GOLDEN for k in load(p).kinds}
+    for kind in (
+        "panic",
+        "warning",
+        "bug",
+        "oops",
+        "kasan",
+        "ubsan",
+        "gpf",
+        "rcu-stall",
+        "hung-task",
+        "soft-lockup",
+        "bad-page",
+        "list-corruption",
+        "lockdep",
+        "sleeping-in-atomic",
+        "memory-leak",
+    ):
+        assert kind in kinds, f"no golden log of kind {kind}"
+    assert any(load(p).none for p in GOLDEN)
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=ids(GOLDEN))
+def test_golden_header_is_well_formed(path):
+    g = load(path)
+    assert g.sources, "every golden log names its source"
+    assert g.none != bool(g.titles), "either # NONE or at least one # TITLE"
+    assert len(g.kinds) == len(g.titles)
+    assert g.corrupted | g.secondary <= set(range(len(g.titles)))
+    assert g.body.strip()
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=ids(GOLDEN))
+def test_golden(path):
+    g = load(path)
+    crashes = parse(g.body)
+    assert [(c.kind, c.title) for c in crashes] == list(zip(g.kinds, g.titles, strict=True))
+    assert {i for i, c in enumerate(crashes) if c.corrupted} == g.corrupted
+    assert {i for i, c in enumerate(crashes) if c.secondary} == g.secondary
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=ids(GOLDEN))
+def test_golden_records_are_ordered_slices_of_the_log(path):
+    body = load(path).body
+    lines = body.splitlines()
+    previous_end = 0
+    for c in parse(body):
+        assert previous_end <= c.start < c.end <= len(lines)
+        assert c.text == "\n".join(lines[c.start : c.end])
+        previous_end = c.end
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=ids(GOLDEN))
+def test_streaming_check_agrees_with_parse(path):
+    body = load(path).body
+    crashes = parse(body)
+    first = first_crash_line(body)
+    assert has_crash(body) == bool(crashes)
+    if crashes:
+        assert first is not None and crashes[0].start <= first < crashes[0].end
+    else:
+        assert first is None
+
+
+def _title_func(title: str) -> str | None:
+    m = re.search(r" in (\w+)$", title)
+    return m.group(1) if m else None
+
+
+MUTABLE = [p for p in GOLDEN if any(_title_func(t) for t in load(p).titles)]
+
+
+@pytest.mark.parametrize("path", MUTABLE, ids=ids(MUTABLE))
+def test_removing_the_title_function_changes_the_title(path):
+    """The titles come from the log's frames, not from luck: take the function out of every
+    frame and header, and the same report gets another title."""
+    g = load(path)
+    k, func = next((k, f) for k, t in enumerate(g.titles) if (f := _title_func(t)))
+    mutated = re.sub(rf"\b(?:__x64_)?{func}\+0x", "0x", g.body)
+    crashes = parse(mutated)
+    assert len(crashes) == len(g.titles)
+    assert crashes[k].kind == g.kinds[k]
+    assert crashes[k].title != g.titles[k]
+
+
+# --------------------------------------------------------------------------------------------
+# Console prefixes
+
+WARNING = load(CRASHES / "syzbot-6.0-warning-change_pte_range-uffd-wp.log").body
+PREFIXES = {
+    "timestamp": lambda i: f"[ {12 + i / 1000:11.6f}] ",
+    "timestamp+caller": lambda i: f"[ {12 + i / 1000:11.6f}][ T4242] ",
+    "cpu-caller": lambda i: f"[ {12 + i / 1000:11.6f}][    C1] ",
+    "syslog-level+timestamp": lambda i: f"<4>[ {12 + i / 1000:11.6f}] ",
+    "syslog-level": lambda i: "<4>",
+}
+
+
+@pytest.mark.parametrize("style", PREFIXES)
+def test_console_prefixes_are_stripped(style):
+    prefixed = "\n".join(PREFIXES[style](i) + line for i, line in enumerate(WARNING.splitlines()))
+    crashes = parse(prefixed)
+    assert [(c.kind, c.title) for c in crashes] == [("warning", "WARNING in change_pte_range")]
+    assert crashes[0].text.splitlines()[0].startswith(PREFIXES[style](0).rstrip()[:3])
+
+
+def test_strip_console_prefix():
+    strip = crashlog.strip_console_prefix
+    assert strip("[   12.345678] BUG: foo") == "BUG: foo"
+    assert strip("[   12.345678][ T123] BUG: foo") == "BUG: foo"
+    assert strip("<4>[    1.000000]  dump_stack_lvl+0x44/0x5c") == " dump_stack_lvl+0x44/0x5c"
+    assert strip("** 3 printk messages dropped ** [   5.1] WARNING: x") == "WARNING: x"
+    assert strip("syzkaller login: [   5.123456] BUG: x") == "BUG: x"
+    # A kernel line glued to userspace output that had no newline yet.
+    assert strip("uffd-harness: READY[   12.345678] kernel BUG at mm/x.c:1!") == (
+        "kernel BUG at mm/x.c:1!"
+    )
+    assert strip("no prefix at all") == "no prefix at all"
+
+
+def test_crlf_console_gives_the_same_reports():
+    crlf = WARNING.replace("\n", "\r\n")
+    assert [c.title for c in parse(crlf)] == ["WARNING in change_pte_range"]
+    assert "\r" not in parse(crlf)[0].text
+
+
+# --------------------------------------------------------------------------------------------
+# False positives
+
+NOT_CRASHES = [
+    "WARNING: /etc/ssh/moduli does not exist, using fixed modulus",
+    "[   10.1] traps: a.out[123] general protection fault ip:401136 sp:7ffd1f0 error:0 "
+    "in a.out[401000+1000]",
+    "[   10.2] a.out[124]: segfault at 0 ip 0000000000401136 sp 00007ffd error 6 in "
+    "a.out[401000+1000]",
+    "[   10.3] INFO: lockdep is turned off.",
+    "[   10.4] INFO: NMI handler (nmi_cpu_backtrace_handler) took too long to run: 5.809 msecs",
+    '[   10.5] PCI: Using host bridge windows from ACPI; if necessary, use "pci=nocrs" and '
+    "report a bug",
+    "[   10.6] AMD-Vi: AMD IOMMUv2 functionality not available on this system - This is not a bug.",
+    "[   10.7] ODEBUG: object is on stack, but not annotated",
+    "[   10.8] sysrq: Show Blocked State",
+    "uffd-harness: ERROR: WARNING is just a word here",
+]
+
+
+@pytest.mark.parametrize("line", NOT_CRASHES)
+def test_known_false_positives(line):
+    assert parse(line) == []
+    assert not has_crash(line)
+
+
+# --------------------------------------------------------------------------------------------
+# Several reports, consequences, truncation
+
+KASAN = load(CRASHES / "syzbot-5.18-kasan-uaf-handle_userfault.log").body
+BUG = load(CRASHES / "syzbot-5.19-kernel-bug-mcopy_continue.log").body
+
+
+def test_two_reports_in_one_log():
+    text = WARNING + "[  99.000000] random: crng init done\n" + KASAN
+    crashes = parse(text)
+    assert [c.title for c in crashes] == [
+        "WARNING in change_pte_range",
+        "KASAN: use-after-free Read in handle_userfault",
+    ]
+    first, second = crashes
+    assert first.end <= second.start
+    assert "random: crng init done" not in first.text + second.text
+    assert second.text.splitlines()[-1].startswith("=====")
+
+
+def test_warning_and_its_end_trace_are_one_report():
+    crashes = parse(BUG)
+    assert len(crashes) == 1
+    assert crashes[0].text.splitlines()[0] == "------------[ cut here ]------------"
+    assert crashes[0].text.splitlines()[-1].startswith("---[ end trace")
+
+
+def test_panic_after_an_oops_is_secondary_and_the_oops_names_the_bug():
+    g = load(CRASHES / "patch-6.6-gpf-then-panic-fatal-exception.log")
+    crashes = parse(g.body)
+    assert [c.secondary for c in crashes] == [False, True]
+    assert primary(crashes) is crashes[0]
+    assert primary(crashes).title == "general protection fault in __kobject_del"
+    # Each ends where the kernel stopped: the oops at its end marker, the panic at its last
+    # line before the commit message resumes.
+    assert crashes[0].text.splitlines()[-1].strip().startswith("---[ end trace")
+    assert crashes[1].text.splitlines()[-1].strip() == "Rebooting in 1 seconds.."
+
+
+def test_a_panic_alone_names_itself_and_a_missing_cause_is_corrupted():
+    sysrq = load(CRASHES / "guest-6.1-sysrq-crash-panic.log").body
+    (panic,) = parse(sysrq)
+    assert primary([panic]) is panic and not panic.corrupted
+    (orphan,) = parse("[ 1.000000] Kernel panic - not syncing: Fatal exception\n")
+    assert orphan.title == "Kernel panic - not syncing: Fatal exception" and orphan.corrupted
+
+
+def test_truncated_inside_the_stack_is_corrupted_but_keeps_its_title():
+    lines = KASAN.splitlines()
+    cut = next(i for i, line in enumerate(lines) if "shmem_fault+0x" in line)
+    (crash,) = parse("\n".join(lines[:cut]))
+    assert crash.title == "KASAN: use-after-free Read in handle_userfault"
+    assert crash.corrupted
+
+
+def test_truncated_before_any_frame_falls_back_to_a_sensible_title():
+    text = "[   45.595973] WARNING: CPU: 1 PID: 2474 at mm/userfaultfd.c:2067\n"
+    (crash,) = parse(text)
+    assert (crash.kind, crash.title, crash.corrupted) == (
+        "warning",
+        "WARNING at mm/userfaultfd.c:2067",
+        True,
+    )
+    lines = BUG.splitlines()
+    head = lines[: next(i for i, line in enumerate(lines) if line.startswith("Code:"))]
+    (crash,) = parse("\n".join(head))
+    assert crash.title == "kernel BUG in mcopy_continue"  # the RIP line survived
+
+
+def test_first_crash_line_while_streaming():
+    lines = load(CRASHES / "guest-6.1-sysrq-crash-panic.log").body.splitlines()
+    at = next(i for i, line in enumerate(lines) if "Kernel panic" in line)
+    assert first_crash_line("\n".join(lines[:at])) is None
+    assert first_crash_line("\n".join(lines[: at + 1])) == at
+
+
+def test_summary():
+    hung = parse(load(CRASHES / "guest-6.1-hung-task-pipe-mutex.log").body)
+    assert summary(hung) == (
+        "5 kernel crash reports (1 distinct):\n  INFO: task hung in pipe_read x5 [hung-task]"
+    )
+    gpf = parse(load(CRASHES / "patch-6.6-gpf-then-panic-fatal-exception.log").body)
+    assert summary(gpf).splitlines()[1:] == [
+        "  general protection fault in __kobject_del [gpf]",
+        "  Kernel panic - not syncing: Fatal exception [panic, follows an earlier report]",
+    ]
+    assert summary([]) == "no kernel crash reports"
+
+
+def test_crash_is_a_frozen_record():
+    crash = parse(BUG)[0]
+    assert isinstance(crash, Crash)
+    with pytest.raises(AttributeError):
+        crash.title = "x"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------------------------
+# The table itself
+
+KINDS = {
+    "oops",
+    "bug",
+    "warning",
+    "kasan",
+    "kfence",
+    "kmsan",
+    "kcsan",
+    "ubsan",
+    "gpf",
+    "panic",
+    "rcu-stall",
+    "hung-task",
+    "soft-lockup",
+    "hard-lockup",
+    "lockup",
+    "bad-page",
+    "list-corruption",
+    "slab-corruption",
+    "lockdep",
+    "sleeping-in-atomic",
+    "memory-leak",
+}
+SOURCES = {"header", "rip", "at", "stack"}
+
+
+@pytest.mark.parametrize("pattern", crashlog.PATTERNS, ids=lambda p: p.start.pattern[:40])
+def test_pattern_table_entries_are_consistent(pattern):
+    assert pattern.kind in KINDS
+    assert set(pattern.frames) <= SOURCES
+    groups = set(pattern.start.groupindex) | set(pattern.extra.groupindex if pattern.extra else ())
+    for template in (pattern.title, *pattern.fallback):
+        keys = {k for _, k, _, _ in string.Formatter().parse(template) if k}
+        assert keys <= groups | {"func"}, template
+    if "{func}" in pattern.title:
+        assert pattern.frames, "a title with a function needs somewhere to find it"
+        assert pattern.fallback, "and a title for when it cannot be found"
+
+
+def test_kasan_header_alone_is_titled_from_the_header():
+    (crash,) = parse("[ 5.000000] BUG: KASAN: slab-out-of-bounds in mfill_atomic+0x1/0x2\n")
+    assert (crash.kind, crash.title, crash.corrupted) == (
+        "kasan",
+        "KASAN: slab-out-of-bounds in mfill_atomic",
+        True,
+    )
