@@ -2,6 +2,7 @@
 
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -204,6 +205,16 @@ class Guest:
 
     def alive(self) -> bool:
         return bool(self.qemu and self.qemu.alive())
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait for QEMU to exit by itself (a panicking guest does); True if it has."""
+        if not self.qemu:
+            return True
+        try:
+            self.qemu.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def sysrq(self, keys: str) -> None:
         """Press Alt-SysRq-<key> for each key on the guest's keyboard, through QMP.

@@ -19,6 +19,7 @@ from .guest import Guest, guest_from_settings
 from .kernel import KernelImage, default_kernel, inspect_kernel
 from .results import RunDir, TestRecord, hardware_fingerprint, new_run_id
 from .spec import DEFAULTS, load_guest_config, merge_settings
+from .ssh import CommandTimeout
 
 #: Default per-test limit for a guest command, per accelerator.
 TEST_TIMEOUT = {"kvm": 120.0, "tcg": 300.0}
@@ -240,35 +241,44 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     guest, start = item.stash[_SLICE]
     run: RunDir = item.config.stash[_RUN]
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, (GuestHang, CommandTimeout)) and guest.alive():
+        # A guest command outlived its limit: take the guest's own account of what is
+        # stuck, then retire it; the next test gets a new guest.
+        dump = exc.dump if isinstance(exc, GuestHang) else guest.hang_dump()
+        report.user_properties.append(("hang", str(exc)))
+        report.sections.append(("guest hang dump (SysRq w, l)", dump[-20000:]))
+        report.longrepr = f"hang: {exc}\n(guest dump in the captured sections and console log)"
+        guest.stop()
+    elif not (guest.alive() and guest.ssh and guest.ssh.alive()):
+        # The guest died under the test (panic=-1 makes QEMU exit): let its last console
+        # lines land before the slice is cut.
+        guest.wait_exit(10.0)
     text = guest.console.read(start)
     name = _safe_name(item.nodeid)
     slice_path = run.root / "logs" / f"{name}.console.log"
     slice_path.parent.mkdir(parents=True, exist_ok=True)
     slice_path.write_text(text)
     report.user_properties.append(("log_slice", str(slice_path.relative_to(run.root))))
-    hang = call.excinfo is not None and isinstance(call.excinfo.value, GuestHang)
-    if hang:
-        dump = call.excinfo.value.dump
-        report.user_properties.append(("hang", str(call.excinfo.value)))
-        report.sections.append(("guest hang dump (SysRq w, l)", dump[-20000:]))
-        guest.stop()  # a hung guest is not reused
     from .crashlog import parse
 
     crashes = parse(text)
     for c in crashes:
         report.user_properties.append(("crash", {"kind": c.kind, "title": c.title, "text": c.text}))
-    if crashes and report.outcome != "failed":
+    if crashes:
         # The kernel broke while this test ran: that is this test's failure, whatever
-        # userspace saw. xfail does not cover it: a known bug is a failed check, not an oops.
+        # userspace saw (often just a lost connection). xfail does not cover it: a known
+        # bug is a failed check, not an oops.
+        own = report.longreprtext.strip() if report.failed else ""
         report.outcome = "failed"
         if hasattr(report, "wasxfail"):
             del report.wasxfail
-        report.longrepr = "kernel crash during the test:\n" + "\n\n".join(
-            f"{c.title}\n{c.text}" for c in crashes
-        )
-    elif crashes:
-        report.sections.append(
-            ("kernel crashes", "\n\n".join(f"{c.title}\n{c.text}" for c in crashes))
+        report.longrepr = (
+            "kernel crash during the test: "
+            + "; ".join(c.title for c in crashes)
+            + "\n\n"
+            + "\n\n".join(c.text for c in crashes)
+            + (f"\n\nthe test itself reported:\n{own[-3000:]}" if own else "")
         )
     if report.failed and text.strip():
         report.sections.append(("kernel log of this test (console)", text[-8000:]))
@@ -285,6 +295,9 @@ def _outcome(report: pytest.TestReport) -> str:
 
 
 def _reason(report: pytest.TestReport) -> str:
+    crashes = [v["title"] for k, v in report.user_properties if k == "crash"]
+    if crashes:
+        return "kernel crash: " + "; ".join(crashes)
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
     if hasattr(report, "wasxfail"):

@@ -16,7 +16,7 @@ size_t *page_list(size_t npages, int which, uint64_t seed, size_t *n)
 		abort();
 	*n = 0;
 	for (size_t i = 0; i < npages; i++)
-		if (which == PAGES_ALL || (size_t)(which == PAGES_ODD) == i % 2)
+		if (which == PAGES_ALL || i % 2 == 0)
 			v[(*n)++] = i;
 	if (seed)
 		shuffle(v, *n, seed);
@@ -51,28 +51,30 @@ struct worker {
 	pthread_t thread;
 };
 
+void write_page(struct result *r, const struct area *a, char *view, size_t page, uint64_t seed, unsigned gen,
+		bool timed)
+{
+	size_t spp = subpages_per_page(a), first = page * spp + page % spp;
+	uint64_t t0 = now_ns();
+
+	*stamp_at(view, first) = stamp(seed, gen, first);
+	if (timed)
+		lat_add(r, now_ns() - t0);
+	for (size_t s = page * spp; s < (page + 1) * spp; s++)
+		if (s != first)
+			*stamp_at(view, s) = stamp(seed, gen, s);
+}
+
 static void touch_page(struct pool *p, size_t page)
 {
-	size_t spp = subpages_per_page(p->a), first = page * spp + page % spp;
-	volatile uint64_t *w = stamp_at(p->view, first);
+	size_t spp = subpages_per_page(p->a);
 
 	if (p->write) {
-		uint64_t t0 = now_ns();
-
-		*w = stamp(p->seed, p->gen, first);
-		if (p->timed)
-			lat_add(p->r, now_ns() - t0);
-	} else {
-		(void)*w;
+		write_page(p->r, p->a, p->view, page, p->seed, p->gen, p->timed);
+		return;
 	}
-	for (size_t s = page * spp; s < (page + 1) * spp; s++) {
-		if (s == first)
-			continue;
-		if (p->write)
-			*stamp_at(p->view, s) = stamp(p->seed, p->gen, s);
-		else
-			(void)*stamp_at(p->view, s);
-	}
+	for (size_t s = page * spp; s < (page + 1) * spp; s++)
+		(void)*stamp_at(p->view, s);
 }
 
 static void *worker_main(void *arg)

@@ -13,13 +13,17 @@
 #include "mem.h"
 #include "result.h"
 
-enum { PAGES_ALL, PAGES_EVEN, PAGES_ODD };
+enum { PAGES_ALL, PAGES_EVEN };
 
 /* Page indexes of one kind, shuffled by seed (0: in order). Caller frees. */
 size_t *page_list(size_t npages, int which, uint64_t seed, size_t *n);
 /* Address of the first store write_pages() makes into a page: a different 4 KiB
  * subpage per page, so a fault reported at the wrong subpage is caught. */
 char *first_touch(const struct area *a, const char *view, size_t page);
+
+/* Store generation gen's stamps into one page, first at first_touch(). */
+void write_page(struct result *r, const struct area *a, char *view, size_t page, uint64_t seed, unsigned gen,
+		bool timed);
 
 /*
  * Store generation gen's stamps into every subpage of the listed pages through view,

@@ -28,7 +28,7 @@ struct fx {
 	struct result *r;
 	struct area a;
 	int uffd;
-	uint64_t features; /* granted by UFFDIO_API */
+	uint64_t features; /* enabled: what UFFDIO_API was asked for */
 	uint64_t ioctls;   /* returned by UFFDIO_REGISTER */
 	struct handler h;
 };
@@ -58,6 +58,17 @@ void check_data(struct fx *fx, const char *name, const char *view, const unsigne
 void check_fault_addrs(struct fx *fx, const char *name, size_t from, const size_t *pages, size_t n);
 /* Nothing odd was seen by the handler: flags, addresses, ioctls, reads, events. */
 void check_handler_clean(struct fx *fx);
+/*
+ * Write generation GEN_WRITTEN into the listed pages through the registered mapping,
+ * each write expected to raise exactly one WP fault. Records writes-complete and
+ * one-wp-fault-per-page; false if the writers got stuck (the run must just return).
+ */
+bool write_expect_faults(struct fx *fx, size_t *pages, size_t n);
+/*
+ * The same for writes that must not fault: records quiet-writes-complete and, while the
+ * handler runs, quiet-writes-do-not-fault.
+ */
+bool write_expect_quiet(struct fx *fx, const size_t *pages, size_t n);
 /* Protect or unprotect a range, recording the outcome. */
 bool fx_protect(struct fx *fx, const char *name, const void *addr, size_t len, bool wp);
 

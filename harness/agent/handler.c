@@ -71,6 +71,7 @@ static void dispatch(struct handler *h, int fd, int idx, const struct uffd_msg *
 	bool fault = m->event == UFFD_EVENT_PAGEFAULT;
 
 	pthread_mutex_lock(&h->mu);
+	h->s.received++;
 	if (fault) {
 		record_fault(h, idx, m);
 	} else if (m->event == UFFD_EVENT_FORK) {

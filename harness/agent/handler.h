@@ -20,7 +20,10 @@ struct handler;
 typedef void (*fault_fn)(struct handler *h, int fd, const struct uffd_msg *m);
 
 struct hstats {
-	uint64_t handled; /* messages fully processed, after on_fault returned */
+	/* Counted on arrival, before any resolution: once a faulting thread has gone on,
+	 * its message is already counted here (and in wp/missing/minor). */
+	uint64_t received;
+	uint64_t handled; /* counted after on_fault returned */
 	uint64_t wp, missing, minor, forks, other_events;
 	uint64_t bad_flags;	/* a WP message without FLAG_WRITE */
 	uint64_t outside;	/* a main-uffd fault outside the area */

@@ -39,17 +39,7 @@ int mem_by_name(const char *name)
 
 const char *thp_mode(char *buf, size_t n)
 {
-	char text[128];
-	char *open, *close;
-
-	buf[0] = '\0';
-	if (read_text("/sys/kernel/mm/transparent_hugepage/enabled", text, sizeof(text)) <= 0)
-		return buf;
-	open = strchr(text, '[');
-	close = open ? strchr(open, ']') : NULL;
-	if (open && close)
-		snprintf(buf, n, "%.*s", (int)(close - open - 1), open + 1);
-	return buf;
+	return read_choice("/sys/kernel/mm/transparent_hugepage/enabled", buf, n);
 }
 
 size_t thp_pmd_size(void)

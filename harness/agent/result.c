@@ -37,9 +37,16 @@ void note(struct result *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+void check_prefix(struct result *r, const char *prefix)
+{
+	snprintf(r->prefix, sizeof(r->prefix), "%s", prefix);
+}
+
 static bool injected(struct result *r, const char *name)
 {
-	if (!r->inject[0] || strcmp(r->inject, name))
+	size_t n = strlen(r->prefix);
+
+	if (!r->inject[0] || strncmp(r->inject, r->prefix, n) || strcmp(r->inject + n, name))
 		return false;
 	r->inject_hits++;
 	return true;
@@ -54,9 +61,12 @@ static bool record(struct result *r, const char *name, bool ok, const char *deta
 		return ok;
 	}
 	c = &r->checks[r->nchecks++];
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	snprintf(c->detail, sizeof(c->detail), "%s%s", detail,
-		 perturbed ? " [expectation perturbed by --inject-fail]" : "");
+	snprintf(c->name, sizeof(c->name), "%s%.40s", r->prefix, name);
+	/* Keep the marker even when the detail is long: a reader must see it. */
+	if (perturbed)
+		snprintf(c->detail, sizeof(c->detail), "[expectation perturbed by --inject-fail] %.200s", detail);
+	else
+		snprintf(c->detail, sizeof(c->detail), "%s", detail);
 	c->ok = ok;
 	return ok;
 }
@@ -98,14 +108,6 @@ void lat_add(struct result *r, uint64_t ns)
 
 	if (i < MAX_LATENCIES)
 		r->lat_ns[i] = ns;
-}
-
-bool failed(const struct result *r)
-{
-	for (unsigned i = 0; i < r->nchecks; i++)
-		if (!r->checks[i].ok)
-			return true;
-	return false;
 }
 
 bool sabotaged(const struct result *r, const char *what)

@@ -36,6 +36,7 @@ struct result {
 
 	/* Written by the runner. */
 	char phase[64];
+	char prefix[24]; /* prepended to check names: a workload's variants stay distinct */
 	bool skipped;
 	char skip_reason[256];
 	char note[256];
@@ -68,8 +69,9 @@ bool check_value(struct result *r, const char *name, long long got, long long wa
 bool check_errno(struct result *r, const char *name, int got, int want, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
+/* Name the following checks "<prefix><name>" ("" to stop). */
+void check_prefix(struct result *r, const char *prefix);
 void lat_add(struct result *r, uint64_t ns);
-bool failed(const struct result *r);
 enum status result_status(const struct result *r, char *reason, size_t n);
 void result_json(const struct result *r, struct jw *w);
 bool sabotaged(const struct result *r, const char *what);

@@ -83,6 +83,21 @@ long long read_ll(const char *path, long long dflt)
 	return end == buf ? dflt : v;
 }
 
+const char *read_choice(const char *path, char *out, size_t n)
+{
+	char text[256];
+	char *open, *close;
+
+	out[0] = '\0';
+	if (read_text(path, text, sizeof(text)) <= 0)
+		return out;
+	open = strchr(text, '[');
+	close = open ? strchr(open, ']') : NULL;
+	if (open && close)
+		snprintf(out, n, "%.*s", (int)(close - open - 1), open + 1);
+	return out;
+}
+
 const char *errno_name(int e)
 {
 	static const struct {
@@ -133,15 +148,30 @@ pid_t agent_gettid(void)
 	return (pid_t)syscall(SYS_gettid);
 }
 
-char thread_state(pid_t tid)
+static char stat_state(const char *path)
 {
-	char path[64], buf[512];
+	char buf[512];
 	char *paren;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
 	if (read_text(path, buf, sizeof(buf)) <= 0)
 		return 0;
 	/* The command name may contain spaces and parentheses; the state follows the last ')'. */
 	paren = strrchr(buf, ')');
 	return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+char thread_state(pid_t tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	return stat_state(path);
+}
+
+char process_state(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return stat_state(path);
 }

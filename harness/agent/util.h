@@ -21,6 +21,8 @@ void shuffle(size_t *v, size_t n, uint64_t seed);
 /* Whole small text file (sysfs, procfs) into buf, NUL-terminated; length or -1. */
 ssize_t read_text(const char *path, char *buf, size_t n);
 long long read_ll(const char *path, long long dflt);
+/* The selected word of a sysfs choice file ("always [madvise] never"), or "" if unreadable. */
+const char *read_choice(const char *path, char *out, size_t n);
 
 /* "EINVAL" rather than a sentence: details stay short and greppable. */
 const char *errno_name(int e);
@@ -29,5 +31,7 @@ const char *signal_name(int sig);
 pid_t agent_gettid(void);
 /* The state letter of one of our threads ('S' = sleeping), or 0 if unreadable. */
 char thread_state(pid_t tid);
+/* The same for a process (a child we forked). */
+char process_state(pid_t pid);
 
 #endif

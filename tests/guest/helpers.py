@@ -28,12 +28,14 @@ def our_qemus() -> dict[int, str]:
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
         if (
             argv
             and argv[0].endswith(b"qemu-system-x86_64")
             and any(TOKEN_PARAM.encode() in a for a in argv)
+            and OWNER.encode() in env
         ):
             found[int(entry.name)] = b" ".join(argv).decode(errors="replace")[:200]
     return found

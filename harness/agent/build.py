@@ -1,0 +1,95 @@
+"""Compile the static guest agent, cached by content.
+
+The cache key covers every source file (name and bytes), the compiler's identity and
+the flags, so an unchanged tree is a cache hit that costs one `cc --version`, and any
+change to any of them yields a new binary. Builds go to a temporary name beside the
+final one and are renamed into place, so concurrent builders never see half a file.
+"""
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness import HarnessError
+from harness.cache import cache_root
+
+AGENT_DIR = Path(__file__).resolve().parent
+BINARY_NAME = "uffd-agent"
+CFLAGS = ("-static", "-O2", "-pthread", "-Wall", "-Werror")
+INSTALL_HINT = "install a C compiler and the static C library: apt-get install gcc libc6-dev"
+
+
+class AgentBuildError(HarnessError):
+    """The agent could not be compiled; the message carries the compiler's own words."""
+
+
+def agent_sources(agent_dir: Path = AGENT_DIR) -> list[Path]:
+    """Every C source and header of the agent, in a stable order."""
+    return sorted(p for p in agent_dir.iterdir() if p.suffix in (".c", ".h") and p.is_file())
+
+
+def compiler() -> str:
+    return os.environ.get("CC") or "cc"
+
+
+def compiler_identity(cc: str) -> str:
+    """`cc --version`: it names the compiler, its version and its distribution build."""
+    try:
+        proc = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise AgentBuildError(
+            f"cannot build the guest agent: no C compiler {cc!r} on PATH; {INSTALL_HINT}"
+        ) from None
+    if proc.returncode != 0:
+        raise AgentBuildError(
+            f"cannot build the guest agent: `{cc} --version` exited {proc.returncode}:\n"
+            f"{proc.stderr.strip()}\n{INSTALL_HINT}"
+        )
+    return proc.stdout
+
+
+def cache_key(sources: list[Path], identity: str, flags: tuple[str, ...] = CFLAGS) -> str:
+    h = hashlib.sha256()
+    for part in (identity, "\0".join(flags)):
+        h.update(part.encode())
+        h.update(b"\0")
+    for src in sources:
+        data = src.read_bytes()
+        h.update(f"{src.name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/uffd-harness/agent (default ~/.cache/uffd-harness/agent)."""
+    return cache_root() / "agent"
+
+
+def build_agent(cache_dir: Path | None = None) -> Path:
+    """The path of a static `uffd-agent` built from the current sources, building if needed."""
+    cc = compiler()
+    sources = agent_sources()
+    key = cache_key(sources, compiler_identity(cc))
+    target = (cache_dir if cache_dir is not None else default_cache_dir()) / key / BINARY_NAME
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{BINARY_NAME}.", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    cmd = [cc, *CFLAGS, "-o", str(tmp), *(str(s) for s in sources)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            output = (proc.stdout + proc.stderr).strip()
+            raise AgentBuildError(
+                f"building the guest agent failed: `{' '.join(cmd)}` exited {proc.returncode}:\n"
+                f"{output}\n{INSTALL_HINT} (a missing libc.a shows as `cannot find -lc`)"
+            )
+        tmp.chmod(0o755)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

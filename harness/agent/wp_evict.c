@@ -1,0 +1,122 @@
+/*
+ * wp-swap, wp-zap: protection must outlive the page table entry. After MADV_PAGEOUT
+ * the uffd-wp bit lives in the swap entry (or, for file pages, a PTE marker); after
+ * MADV_DONTNEED of shared file memory it lives in a PTE marker. Either way pagemap
+ * bit 57 stays set, faulting the page back in keeps it protected, and the next write
+ * raises a WP fault. Even pages are read back first (swap-in or fault-in, then write);
+ * odd pages are written directly over the swap entry or marker.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "fixture.h"
+#include "pagemap.h"
+#include "util.h"
+
+enum evict { EVICT_PAGEOUT, EVICT_DONTNEED };
+
+static void check_pages(struct fx *fx, const size_t *pages, size_t n, const char *bits_name, const char *data_name)
+{
+	size_t wp = 0, entries = 0, bad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char *p = fx->a.base + pages[i] * fx->a.psize;
+		struct pm_counts c;
+
+		if (!pagemap_count(p, fx->a.psize, &c)) {
+			wp += c.wp;
+			entries += c.entries;
+		}
+		bad += area_mismatches(&fx->a, fx->a.base, pages[i], pages[i] + 1, fx->run->seed, NULL, GEN_INITIAL,
+				       NULL);
+	}
+	check_value(fx->r, bits_name, (long long)wp, (long long)(n * fx->a.psize / BASE_PAGE),
+		    "4K entries (%zu readable) with pagemap bit 57 in the pages read back", entries);
+	check_value(fx->r, data_name, (long long)bad, 0, "4K subpages read back without the initial bytes");
+}
+
+/* MADV_PAGEOUT skips pages still in a per-CPU LRU batch; a few rounds get them all. */
+static int page_out(struct fx *fx)
+{
+	int rc = 0;
+
+	for (int round = 0; round < 5; round++) {
+		struct pm_counts c;
+
+		rc = madvise(fx->a.base, fx->a.size, MADV_PAGEOUT) ? errno : 0;
+		if (rc || pagemap_count(fx->a.base, fx->a.size, &c) || !c.present)
+			break;
+		sleep_ms(20);
+	}
+	return rc;
+}
+
+static void evict_workload(struct run *run, enum evict how)
+{
+	struct result *r = run->r;
+	size_t n_even, n_all, *even = NULL, *all = NULL;
+	struct fx fx;
+	int rc;
+
+	if (!need_wp(run, 0))
+		return;
+	if (how == EVICT_PAGEOUT && !swap_active()) {
+		skip(r, "no swap: /proc/swaps lists no active swap area");
+		return;
+	}
+	if (!fx_setup(&fx, run, 0, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, 0))
+		return;
+	even = page_list(fx.a.npages, PAGES_EVEN, run->seed, &n_even);
+	all = page_list(fx.a.npages, PAGES_ALL, run->seed, &n_all);
+	set_phase(r, "protect");
+	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
+		goto out;
+	check_wp_bits(r, "wp-bit-set-after-protect", fx.a.base, fx.a.size, true);
+
+	if (how == EVICT_PAGEOUT) {
+		set_phase(r, "MADV_PAGEOUT");
+		check_errno(r, "madv-pageout", page_out(&fx), 0, "madvise(MADV_PAGEOUT)");
+		check_present(r, "paged-out", fx.a.base, fx.a.size, false);
+		check_wp_bits(r, "wp-bit-kept-when-swapped", fx.a.base, fx.a.size, true);
+	} else {
+		set_phase(r, "MADV_DONTNEED");
+		rc = madvise(fx.a.base, fx.a.size, MADV_DONTNEED) ? errno : 0;
+		check_errno(r, "madv-dontneed", rc, 0, "madvise(MADV_DONTNEED)");
+		check_present(r, "zapped", fx.a.base, fx.a.size, false);
+		check_wp_bits(r, "wp-bit-kept-as-marker", fx.a.base, fx.a.size, true);
+		check_data(&fx, "file-keeps-data", fx.a.alias, NULL, GEN_INITIAL);
+	}
+
+	set_phase(r, "read back even pages");
+	if (!check_value(r, "reads-complete", read_pages(r, &fx.a, fx.a.base, even, n_even, run->threads, WAIT_MS),
+			 1, "reader threads finished within %u ms", WAIT_MS))
+		return;
+	check_value(r, "reads-raise-no-fault", (long long)handler_stats(&fx.h).received, 0,
+		    "uffd messages after reading pages back");
+	check_pages(&fx, even, n_even, "wp-bit-kept-after-read", "read-data-intact");
+
+	if (!write_expect_faults(&fx, all, n_all))
+		return;
+	check_fault_addrs(&fx, "fault-addresses-match-writes", 0, all, n_all);
+	check_wp_bits(r, "wp-bit-clear-after-writes", fx.a.base, fx.a.size, false);
+	check_data(&fx, "data-intact", fx.a.base, NULL, GEN_WRITTEN);
+	if (fx.a.alias)
+		check_data(&fx, "alias-sees-writes", fx.a.alias, NULL, GEN_WRITTEN);
+	check_handler_clean(&fx);
+out:
+	fx_teardown(&fx);
+	free(even);
+	free(all);
+}
+
+void wp_swap(struct run *run)
+{
+	evict_workload(run, EVICT_PAGEOUT);
+}
+
+void wp_zap(struct run *run)
+{
+	evict_workload(run, EVICT_DONTNEED);
+}

@@ -1,0 +1,157 @@
+"""The plugin under stress: a panic, a hang, Ctrl-C and xdist, each in a pytest run of
+its own (a generated test file), judged by its exit code, results.json and leftovers."""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import guest_flags, our_qemus, wait_gone
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def inner_pytest(
+    settings: dict, tmp_path: Path, body: str, *extra: str, wait: bool = True
+) -> tuple[subprocess.Popen, Path]:
+    (tmp_path / "test_inner.py").write_text(body)
+    results = tmp_path / "results"
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(tmp_path / "test_inner.py"),
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(tmp_path),
+        "--results",
+        str(results),
+        *guest_flags(settings),
+        *extra,
+    ]
+    p = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if wait:
+        p.wait(timeout=800)
+    return p, results
+
+
+def load(results: Path) -> dict[str, dict]:
+    data = json.loads((results / "results.json").read_text())
+    return {t["name"]: t for t in data["tests"]}
+
+
+PANIC = """
+import pytest
+
+pytestmark = pytest.mark.guest
+
+def test_a_panics(guest):
+    guest.run("echo c > /proc/sysrq-trigger", timeout=60)
+
+def test_b_next_runs_on_a_new_guest(guest):
+    assert guest.run("uname -r", timeout=60).exit_code == 0
+"""
+
+
+def test_panic_fails_its_test_and_next_test_gets_a_new_guest(settings, tmp_path):
+    p, results = inner_pytest(settings, tmp_path, PANIC)
+    out = p.stdout.read().decode()
+    assert p.returncode == 1, out
+    tests = load(results)
+    panic = tests["test_a_panics"]
+    assert panic["outcome"] == "failed", out
+    assert "Kernel panic - not syncing: sysrq triggered crash" in [
+        c["title"] for c in panic["crashes"]
+    ]
+    assert tests["test_b_next_runs_on_a_new_guest"]["outcome"] == "passed"
+    assert sorted(x.name for x in results.glob("console-*.log")) == [
+        "console-main-1.log",
+        "console-main-2.log",
+    ]
+    assert "sysrq triggered crash" in (results / panic["log_slice"]).read_text()
+
+
+HANG = """
+import pytest
+
+pytestmark = pytest.mark.guest
+
+def test_hangs(guest, guest_timeout):
+    guest.run("sleep 600", timeout=guest_timeout)
+"""
+
+
+def test_hang_fails_with_a_dump_and_leaves_no_qemu(settings, tmp_path):
+    before = set(our_qemus())
+    p, results = inner_pytest(settings, tmp_path, HANG, "--guest-timeout", "5")
+    out = p.stdout.read().decode()
+    assert p.returncode == 1, out
+    assert "hang:" in out and "timed out after 5 s" in out
+    assert "sysrq: Show Blocked State" in out, "the SysRq dump is missing"
+    assert load(results)["test_hangs"]["outcome"] == "failed"
+    assert not wait_gone(set(our_qemus()) - before)
+
+
+SLOW = """
+import pytest
+
+pytestmark = pytest.mark.guest
+
+def test_1_quick(guest):
+    assert guest.run("true", timeout=60).exit_code == 0
+
+def test_2_slow(guest):
+    guest.run("sleep 300", timeout=600)
+"""
+
+
+def test_sigint_flushes_results_and_stops_guest(settings, tmp_path):
+    before = set(our_qemus())
+    p, results = inner_pytest(settings, tmp_path, SLOW, "-v", wait=False)
+    try:
+        deadline = time.monotonic() + 300
+        seen = b""
+        # Raw reads: -v prints "test_2_slow " with no newline until the test ends.
+        while b"test_2_slow" not in seen and time.monotonic() < deadline:
+            if select.select([p.stdout], [], [], 1.0)[0]:
+                seen += os.read(p.stdout.fileno(), 4096)
+        assert b"test_1_quick PASSED" in seen, seen.decode()
+        time.sleep(2)
+        p.send_signal(signal.SIGINT)
+        p.wait(60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode != 0
+    assert load(results)["test_1_quick"]["outcome"] == "passed"
+    assert not wait_gone(set(our_qemus()) - before)
+
+
+PARALLEL = """
+import pytest
+
+pytestmark = pytest.mark.guest
+
+@pytest.mark.parametrize("n", range(4))
+def test_guest_works(guest, n):
+    res = guest.run("cat /proc/sys/kernel/random/boot_id", timeout=60)
+    assert res.exit_code == 0
+"""
+
+
+@pytest.mark.skipif(os.cpu_count() is None, reason="unknown CPU count")
+def test_xdist_two_workers_two_guests(settings, tmp_path):
+    p, results = inner_pytest(settings, tmp_path, PARALLEL, "-n", "2")
+    out = p.stdout.read().decode()
+    assert p.returncode == 0, out
+    assert [t["outcome"] for t in load(results).values()] == ["passed"] * 4
+    logs = sorted(x.name for x in results.glob("console-*.log"))
+    assert logs == ["console-gw0-1.log", "console-gw1-1.log"], logs

@@ -1,0 +1,342 @@
+"""The guest agent: a static build cached by content, and its CLI contract on this host.
+
+The host runs the same agent the guests do, so the workloads' JSON shape and the agent's
+self-test modes are checked here: every check of every workload must be able to fail.
+"""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.agent import build
+from harness.agent.build import (
+    CFLAGS,
+    AgentBuildError,
+    agent_sources,
+    build_agent,
+    cache_key,
+    default_cache_dir,
+)
+from harness.known_issues import load_known_issues, match
+
+MEM_TYPES = {
+    "anon",
+    "anon-thp",
+    "shmem",
+    "shmem-private",
+    "hugetlb",
+    "hugetlb-private",
+    "hugetlb-1g",
+}
+WORKLOADS = {
+    "wp-basic",
+    "wp-dontwake",
+    "wp-fork-cow",
+    "wp-mprotect",
+    "wp-swap",
+    "wp-zap",
+    "wp-thp",
+    "wp-unregister",
+    "wp-errors",
+    "wp-unpopulated",
+    "wp-async",
+}
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_SKIP = 0, 1, 2, 4
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which(build.compiler()) is None:
+        pytest.skip(f"no C compiler {build.compiler()!r}")
+    return tmp_path_factory.mktemp("agent-cache")
+
+
+@pytest.fixture(scope="module")
+def agent(cache_dir: Path) -> Path:
+    return build_agent(cache_dir)
+
+
+def run_agent(agent: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(agent), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def run_json(agent: Path, *args: str) -> tuple[int, dict]:
+    proc = run_agent(agent, "run", *args)
+    assert proc.returncode != EXIT_USAGE, proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def failed_checks(result: dict) -> list[str]:
+    return [c["name"] for c in result["checks"] if not c["ok"]]
+
+
+# --- the build ------------------------------------------------------------------------
+
+
+def test_rebuild_with_unchanged_sources_is_a_cache_hit(agent: Path, cache_dir: Path):
+    start = time.monotonic()
+    again = build_agent(cache_dir)
+    assert again == agent
+    assert time.monotonic() - start < 2.0
+    # Built under a temporary name and renamed: nothing else is left beside it.
+    assert [p.name for p in agent.parent.iterdir()] == ["uffd-agent"]
+    assert os.access(agent, os.X_OK)
+
+
+def test_agent_is_statically_linked(agent: Path):
+    data = agent.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2, "expected a 64-bit ELF"
+    # ELF64 header: e_phoff at 0x20, e_phentsize and e_phnum at 0x36.
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    types = [struct.unpack_from("<I", data, phoff + i * phentsize)[0] for i in range(phnum)]
+    assert 3 not in types, "the agent has a PT_INTERP: it is dynamically linked"
+
+
+def test_cache_key_covers_sources_compiler_and_flags(tmp_path: Path):
+    for src in agent_sources():
+        shutil.copy(src, tmp_path / src.name)
+    sources = agent_sources(tmp_path)
+    key = cache_key(sources, "cc 1.0")
+    assert key == cache_key(sources, "cc 1.0")
+    assert key != cache_key(sources, "cc 1.1")
+    assert key != cache_key(sources, "cc 1.0", (*CFLAGS, "-g"))
+    (tmp_path / "main.c").write_text((tmp_path / "main.c").read_text() + "\n")
+    assert key != cache_key(sources, "cc 1.0")
+
+
+def test_default_cache_dir_honours_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "uffd-harness" / "agent"
+
+
+def test_compile_failure_reports_the_compiler_output_and_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    fake_cc = tmp_path / "fake-cc"
+    fake_cc.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = --version ] && { echo "fake-cc 1.0"; exit 0; }\n'
+        'echo "/usr/bin/ld: cannot find -lc: No such file or directory" >&2\n'
+        "exit 1\n"
+    )
+    fake_cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake_cc))
+    cache = tmp_path / "cache"
+    with pytest.raises(AgentBuildError) as err:
+        build_agent(cache)
+    message = str(err.value)
+    assert "building the guest agent failed" in message
+    assert "cannot find -lc" in message
+    assert "apt-get install gcc libc6-dev" in message
+    assert not [p for p in cache.rglob("*") if p.is_file()], "a failed build left files behind"
+
+
+def test_missing_compiler_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with pytest.raises(AgentBuildError, match="apt-get install gcc libc6-dev"):
+        build_agent(tmp_path / "cache")
+
+
+def test_fallback_uapi_definitions_build_without_system_headers(cache_dir: Path):
+    # AGENT_OWN_UAPI ignores <linux/userfaultfd.h> and <linux/fs.h>: the fallbacks alone
+    # must be complete and match the kernel ABI (uapi.h asserts the struct sizes).
+    cc = build.compiler()
+    sources = [str(s) for s in agent_sources() if s.suffix == ".c"]
+    proc = subprocess.run(
+        [cc, "-fsyntax-only", "-DAGENT_OWN_UAPI", "-Wall", "-Werror", "-pthread", *sources],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- the CLI contract ---------------------------------------------------------------------
+
+
+def test_list_names_every_workload_with_its_memory_types(agent: Path):
+    proc = run_agent(agent, "list")
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)
+    assert {w["name"] for w in listed} == WORKLOADS
+    assert len(listed) == len(WORKLOADS)
+    for w in listed:
+        assert set(w) == {"name", "mem", "summary"}
+        assert w["mem"] and set(w["mem"]) <= MEM_TYPES, w
+        assert w["summary"]
+    by_name = {w["name"]: set(w["mem"]) for w in listed}
+    assert by_name["wp-thp"] == {"anon-thp"}
+    assert by_name["wp-zap"] == {"shmem", "hugetlb", "hugetlb-1g"}
+
+
+def test_features_describe_this_kernel(agent: Path):
+    proc = run_agent(agent, "features")
+    assert proc.returncode == 0, proc.stderr
+    f = json.loads(proc.stdout)
+    assert f["kernel"]["release"] == os.uname().release
+    uffd = f["userfaultfd"]
+    assert isinstance(uffd["available"], bool)
+    assert all(isinstance(name, str) for name in uffd["features"])
+    assert isinstance(uffd["dev_userfaultfd"], bool)
+    assert isinstance(f["pagemap_scan"], bool)
+    for pool in f["hugepages"]:
+        assert {"size_kb", "total", "free", "reserved"} <= set(pool)
+    assert {"enabled", "pmd_size"} <= set(f["thp"])
+    assert isinstance(f["swap"]["active"], bool)
+    assert set(f["mem_types"]) == MEM_TYPES
+    for info in f["mem_types"].values():
+        assert info["available"] or info["reason"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "wp-basic"],
+        ["run", "no-such-workload", "--mem", "anon"],
+        ["run", "wp-basic", "--mem", "no-such-mem"],
+        ["run", "wp-basic", "--mem", "anon", "--pages", "many"],
+        ["run", "wp-thp", "--mem", "anon"],
+        ["run", "wp-basic", "--mem", "anon", "--sabotage", "nonsense"],
+        ["suite", "--pages", "4"],
+        ["run", "wp-basic", "--mem", "anon", "--filter", "wp-*"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(agent: Path, args: list[str]):
+    proc = run_agent(agent, *args)
+    assert proc.returncode == EXIT_USAGE
+    assert proc.stderr
+    assert not proc.stdout
+
+
+def uffd_result(agent: Path, *args: str) -> dict:
+    code, result = run_json(agent, *args)
+    if result["status"] == "skip":
+        pytest.skip(f"{' '.join(args)}: {result['reason']}")
+    assert code == {"pass": EXIT_PASS, "fail": EXIT_FAIL}[result["status"]]
+    return result
+
+
+def test_run_reports_one_json_object(agent: Path):
+    r = uffd_result(agent, "wp-basic", "--mem", "anon", "--pages", "16", "--threads", "2")
+    assert r["status"] == "pass", r["reason"]
+    assert (r["workload"], r["mem"]) == ("wp-basic", "anon")
+    assert r["faults"] == {"wp": 16, "missing": 0, "minor": 0}
+    lat = r["latency_us"]
+    assert lat["samples"] == 16 and 0 < lat["p50"] <= lat["p99"] <= lat["max"]
+    assert r["duration_s"] > 0
+    assert r["params"]["pages"] == 16 and r["params"]["threads"] == 2
+    for check in r["checks"]:
+        assert set(check) == {"name", "ok", "detail"} and check["ok"], check
+
+
+def test_suite_prints_a_json_array_then_the_counts(agent: Path):
+    proc = run_agent(agent, "suite", "--filter", "wp-errors:anon")
+    body, _, last = proc.stdout.rstrip("\n").rpartition("\n")
+    results = json.loads(body)
+    assert [(r["workload"], r["mem"]) for r in results] == [("wp-errors", "anon")]
+    counts = {s: sum(r["status"] == s for r in results) for s in ("pass", "fail", "skip")}
+    assert last == f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
+    assert proc.returncode == (EXIT_FAIL if counts["fail"] else EXIT_PASS)
+
+
+# --- every check can fail -----------------------------------------------------------------
+
+
+def listed_mems(agent: Path) -> dict[str, list[str]]:
+    return {w["name"]: w["mem"] for w in json.loads(run_agent(agent, "list").stdout)}
+
+
+def passing_run(agent: Path, workload: str) -> tuple[str, dict]:
+    """The workload's run on the first memory type this host can give it (anon first)."""
+    mems = sorted(listed_mems(agent)[workload], key=lambda m: m != "anon")
+    reasons = []
+    for mem in mems:
+        code, result = run_json(agent, workload, "--mem", mem)
+        if result["status"] == "skip":
+            reasons.append(f"{mem}: {result['reason']}")
+            continue
+        assert result["status"] == "pass" and code == EXIT_PASS, (mem, result["reason"])
+        return mem, result
+    pytest.skip(f"{workload} skips on every memory type here: {'; '.join(reasons)}")
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_every_check_fails_when_its_expectation_is_perturbed(agent: Path, workload: str):
+    # Each check is proven once, on the first memory type that records it, so checks that
+    # only some types have (hugetlb alignment, alias views, shared children) are covered
+    # wherever this host can provide them.
+    proven: set[str] = set()
+    skipped = []
+    for mem in listed_mems(agent)[workload]:
+        code, result = run_json(agent, workload, "--mem", mem)
+        if result["status"] == "skip":
+            skipped.append(f"{mem}: {result['reason']}")
+            continue
+        if result["status"] == "fail":
+            known = match(
+                load_known_issues(), workload, mem, os.uname().release, failed_checks(result)
+            )
+            assert known, f"{workload} on {mem} fails here: {result['reason']}"
+            continue
+        assert code == EXIT_PASS
+        names = [c["name"] for c in result["checks"]]
+        assert len(names) == len(set(names)), f"duplicate check names in {workload}: {names}"
+        for name in names:
+            if name in proven:
+                continue
+            code, perturbed = run_json(agent, workload, "--mem", mem, "--inject-fail", name)
+            assert code == EXIT_FAIL and perturbed["status"] == "fail", (mem, name)
+            assert failed_checks(perturbed) == [name], (mem, name)
+            detail = next(c["detail"] for c in perturbed["checks"] if c["name"] == name)
+            assert "perturbed" in detail
+            proven.add(name)
+    if not proven:
+        pytest.skip(f"{workload} runs nowhere here: {'; '.join(skipped)}")
+
+
+def test_inject_fail_of_an_unknown_check_is_a_failure(agent: Path):
+    code, result = run_json(agent, "wp-errors", "--mem", "anon", "--inject-fail", "no-such-check")
+    if result["status"] == "skip":
+        pytest.skip(result["reason"])
+    assert code == EXIT_FAIL
+    assert "no-such-check" in result["reason"]
+
+
+def test_skipping_the_protect_fails_the_checks_that_measure_it(agent: Path):
+    # Not a perturbed expectation: the kernel state really differs, and the measuring
+    # checks must notice it.
+    r = uffd_result(agent, "wp-basic", "--mem", "anon", "--sabotage", "no-protect")
+    assert r["status"] == "fail"
+    failed = failed_checks(r)
+    assert {"wp-bit-set-after-protect", "one-wp-fault-per-page"} <= set(failed), failed
+    assert not any("perturbed" in c["detail"] for c in r["checks"])
+
+
+def test_a_stalled_handler_times_out_naming_the_phase(agent: Path):
+    start = time.monotonic()
+    r = uffd_result(
+        agent, "wp-basic", "--mem", "anon", "--sabotage", "stall-handler", "--timeout", "2"
+    )
+    assert time.monotonic() - start < 10
+    assert r["status"] == "fail"
+    assert r["reason"].startswith("timed out in write"), r["reason"]
+
+
+def test_known_issues_name_real_workloads_and_checks(agent: Path):
+    listed = listed_mems(agent)
+    for issue in load_known_issues():
+        assert issue.mem in listed.get(issue.workload, []), issue.source
+        # The check names must be ones the workload really records (run where it runs here).
+        _, result = passing_run(agent, issue.workload)
+        names = {c["name"] for c in result["checks"]}
+        assert set(issue.checks) <= names, (issue.source, set(issue.checks) - names)
