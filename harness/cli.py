@@ -219,10 +219,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     rc = int(pytest.main(argv))
     path = results / "results.json"
     if path.exists():
-        tests = json.loads(path.read_text())["tests"]
-        records = [TestRecord(**t) for t in tests]
+        data = json.loads(path.read_text())
+        records = [TestRecord(**t) for t in data["tests"]]
         print("\n== uffd-harness summary ==")
-        print(summary_text(records, results), end="")
+        print(summary_text(records, results, data["meta"].get("boot_crashes")), end="")
     if rc == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("uffd-harness run: no tests were collected", file=sys.stderr)
         return 1
@@ -289,9 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "run",
-        help="run the guest test suite and print a summary table",
-        description="Run tests/guest under pytest with these guest settings; "
-        "arguments after -- go to pytest (e.g. -k wp- -x -n 2).",
+        help="run the uffd suite and print a summary table",
+        description="Run the uffd suite (tests/guest/test_agent.py: every agent workload on "
+        "every memory type) under pytest with these guest settings and print a summary "
+        "table; arguments after -- go to pytest (e.g. -k wp- -x -n 2).",
     )
     add_guest_args(r)
     r.add_argument(

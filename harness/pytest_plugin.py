@@ -24,7 +24,7 @@ from .ssh import CommandTimeout
 #: Default per-test limit for a guest command, per accelerator.
 TEST_TIMEOUT = {"kvm": 120.0, "tcg": 300.0}
 
-_SLICE = pytest.StashKey[tuple]()  # (guest, console start offset, dmesg holder)
+_SLICE = pytest.StashKey[tuple]()  # (guest, console offset at the test's start, pool)
 _RUN = pytest.StashKey[RunDir]()
 
 
@@ -138,6 +138,7 @@ class GuestPool:
         self.guest: Guest | None = None
         self.agent: AgentSession | None = None
         self.boots = 0
+        self.boot_crashes: list[dict] = []
         self.timeout: float | None = None
 
     def _healthy(self) -> bool:
@@ -155,6 +156,17 @@ class GuestPool:
             guest.start()
             self.guest = guest
             self._record_hardware(guest)
+            from .crashlog import parse
+
+            # The boot's ring buffer goes to its own file and is cleared, so each test's
+            # dmesg holds only what was written while it ran.
+            boot_dmesg = guest.run("dmesg -c", timeout=60).stdout
+            (self.run.root / f"dmesg-boot-{self.worker}-{self.boots}.txt").write_bytes(boot_dmesg)
+            # Reported with the first test on this guest; they belong to no test.
+            self.boot_crashes += [
+                {"kind": c.kind, "title": c.title, "text": c.text, "console": log.name}
+                for c in parse(guest.console.read())
+            ]
         return self.guest
 
     def _record_hardware(self, guest: Guest) -> None:
@@ -202,7 +214,7 @@ def guest(guest_pool: GuestPool, request: pytest.FixtureRequest) -> Iterator[Gue
         g = guest_pool.get()
     except HarnessError as e:
         pytest.fail(f"guest did not start: {e}", pytrace=False)
-    request.node.stash[_SLICE] = (g, g.console.offset())
+    request.node.stash[_SLICE] = (g, g.console.offset(), guest_pool)
     yield g
     if request.config.getoption("fresh_guest"):
         guest_pool.discard()
@@ -239,8 +251,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.user_properties.append(("uffd_guest", True))
     if report.when != "call" or _SLICE not in item.stash:
         return
-    guest, start = item.stash[_SLICE]
+    guest, start, pool = item.stash[_SLICE]
     run: RunDir = item.config.stash[_RUN]
+    if pool.boot_crashes:
+        report.user_properties += [("boot_crash", c) for c in pool.boot_crashes]
+        pool.boot_crashes = []
     exc = call.excinfo.value if call.excinfo is not None else None
     if isinstance(exc, (GuestHang, CommandTimeout)) and guest.alive():
         # A guest command outlived its limit: take the guest's own account of what is
@@ -260,6 +275,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     slice_path.parent.mkdir(parents=True, exist_ok=True)
     slice_path.write_text(text)
     report.user_properties.append(("log_slice", str(slice_path.relative_to(run.root))))
+    if guest.alive() and guest.ssh and guest.ssh.alive():
+        try:
+            dmesg = guest.run("dmesg -c", timeout=30).stdout
+        except HarnessError:
+            dmesg = None
+        if dmesg is not None:
+            dmesg_path = slice_path.with_name(f"{name}.dmesg.txt")
+            dmesg_path.write_bytes(dmesg)
+            report.user_properties.append(("dmesg", str(dmesg_path.relative_to(run.root))))
     from .crashlog import parse
 
     crashes = parse(text)
@@ -317,6 +341,9 @@ class ResultsRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         setup_problem = report.when == "setup" and not report.passed
         props = {k: v for k, v in report.user_properties if k != "crash"}
+        boot = [v for k, v in report.user_properties if k == "boot_crash"]
+        if boot:
+            self.run.meta.setdefault("boot_crashes", []).extend(boot)
         if not props.get("uffd_guest") or (report.when != "call" and not setup_problem):
             return
         outcome = "error" if setup_problem and report.failed else _outcome(report)

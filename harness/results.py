@@ -215,8 +215,9 @@ class RunDir:
         if record.reproduce and record.outcome in ("failed", "xpassed", "error"):
             name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in record.name)
             script = self.root / "reproduce" / f"{name}.sh"
-            atomic_write(script, f"#!/bin/sh\n# {record.name}: {record.outcome}\n"
-                         f"exec {record.reproduce}\n")
+            atomic_write(
+                script, f"#!/bin/sh\n# {record.name}: {record.outcome}\nexec {record.reproduce}\n"
+            )
             script.chmod(0o755)
         self.flush()
 
@@ -224,7 +225,10 @@ class RunDir:
         atomic_write(self.root / "results.json", to_json(self.records, self.meta))
         atomic_write(self.root / "junit.xml", to_junit(self.records))
         atomic_write(self.root / "kcidb.json", to_kcidb(self.records, self.meta, self.run_id))
-        atomic_write(self.root / "summary.txt", summary_text(self.records, self.root))
+        atomic_write(
+            self.root / "summary.txt",
+            summary_text(self.records, self.root, self.meta.get("boot_crashes")),
+        )
         if "hardware" in self.meta:
             atomic_write(
                 self.root / "hardware.json", json.dumps(self.meta["hardware"], indent=2) + "\n"
@@ -241,7 +245,9 @@ _CELL = {
 }
 
 
-def summary_text(records: list[TestRecord], root: Path | None = None) -> str:
+def summary_text(
+    records: list[TestRecord], root: Path | None = None, boot_crashes: list[dict] | None = None
+) -> str:
     """Workload x memory type table of agent cases, then other tests, crashes, and files.
 
     A record is an agent case when its `agent` field names a workload and a memory type.
@@ -282,6 +288,9 @@ def summary_text(records: list[TestRecord], root: Path | None = None) -> str:
     crashes = [(r.name, c["title"]) for r in records for c in r.crashes]
     if crashes:
         lines += ["", "kernel crashes:"] + [f"  {title}  ({name})" for name, title in crashes]
+    if boot_crashes:
+        lines += ["", "kernel crashes outside any test (at boot):"]
+        lines += [f"  {c['title']}  ({c.get('console', '')})" for c in boot_crashes]
     expected = [r for r in records if r.outcome == "xfailed"]
     if expected:
         lines += ["", "known kernel bugs (xfailed):"]

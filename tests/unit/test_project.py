@@ -16,7 +16,7 @@ def quick_start_lines() -> list[str]:
 def test_quick_start_has_exactly_two_commands():
     lines = quick_start_lines()
     assert len(lines) == 2
-    assert lines[0].endswith("uffd-harness boot -- uname -r")
+    assert lines[0].endswith("uffd-harness run")
     assert "pytest" in lines[1]
 
 
