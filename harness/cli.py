@@ -1,16 +1,19 @@
 """uffd-harness command line: parse, call the library, print, exit with a meaningful code."""
 
 import argparse
+import contextlib
 import json
 import shlex
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import HarnessError, UsageError
 from .accel import ACCELS
-from .guest import guest_from_settings
+from .agent_session import GuestHang
+from .guest import Guest, guest_from_settings
 from .spec import DEFAULTS, load_guest_config, merge_settings
 from .ssh import CommandTimeout
 
@@ -72,50 +75,70 @@ def _write(stream: "object") -> "object":
     return sink
 
 
-def cmd_boot(args: argparse.Namespace) -> int:
-    clock = Clock()
-    guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
+@contextlib.contextmanager
+def running_guest(guest: Guest, clock: Clock, keep_log: bool) -> Iterator[Guest]:
+    """Start the guest, and whatever happens stop it; report kernel crashes seen on its
+    console, and keep the console log when something went wrong or it was asked for."""
+    from .crashlog import parse as parse_crashes
+
     ok = False
     try:
         guest.start()
+        yield guest
+        ok = True
+    finally:
+        if guest.qemu and not guest.alive():
+            clock("guest", f"QEMU exited (code {guest.qemu.proc.returncode}): the guest died")
+        guest.stop()
+        clock("stop", "guest stopped")
+        crashes = parse_crashes(guest.console.read())
+        for c in crashes:
+            print(f"kernel crash: {c.title}", file=sys.stderr)
+        if ok and not crashes and not keep_log:
+            guest.cleanup()
+        else:
+            print(f"console log kept: {guest.console.path}", file=sys.stderr)
+        guest.crashes = crashes
+
+
+def run_streamed(guest: Guest, cmd: str, timeout: float, clock: Clock, stdout: bool = True):
+    """Run `cmd` with its stderr (and stdout) streamed; a timeout becomes a hang report."""
+    clock("run", cmd)
+    try:
+        res = guest.run(
+            cmd,
+            timeout,
+            on_stdout=_write(sys.stdout) if stdout else None,
+            on_stderr=_write(sys.stderr),
+        )
+    except CommandTimeout:
+        raise GuestHang(cmd, timeout, guest.hang_dump(), "") from None
+    clock("run", f"exit code {res.exit_code} after {res.duration:.2f} s")
+    return res
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    clock = Clock()
+    guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
+    with running_guest(guest, clock, keep_log=bool(args.console_log)):
         for f in args.push:
             remote = f"/tmp/{f.name}"
             digest = guest.push(f, remote, 0o755 if f.stat().st_mode & 0o111 else 0o644)
             clock("push", f"{f} -> {remote} (sha256 {digest[:12]} verified)")
         if args.command:
-            cmd = shlex.join(args.command)
-            clock("run", cmd)
-            try:
-                res = guest.run(
-                    cmd, args.timeout, on_stdout=_write(sys.stdout), on_stderr=_write(sys.stderr)
-                )
-            except CommandTimeout as e:
-                clock("run", str(e))
-                ok = True
-                return EXIT_TIMEOUT
-            clock("run", f"exit code {res.exit_code} after {res.duration:.2f} s")
-            code = res.exit_code
+            code = run_streamed(guest, shlex.join(args.command), args.timeout, clock).exit_code
         else:
             assert guest.ssh
             clock("shell", "interactive shell; exit it to stop the guest")
             code = guest.ssh.shell()
-        ok = True
-        return code
-    finally:
-        guest.stop()
-        clock("stop", "guest stopped")
-        if ok and not args.console_log:
-            guest.cleanup()
-        else:
-            print(f"console log kept: {guest.console.path}", file=sys.stderr)
+    return 1 if guest.crashes and code == 0 else code
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
     """Build the agent, boot, push it, run `uffd-agent ARGS`; for `suite`, apply the
     known-issues list and exit non-zero only on an unexpected failure or a kernel crash."""
     from .agent.build import build_agent
-    from .agent_session import REMOTE_PATH, AgentSession, GuestHang, parse_output
-    from .crashlog import parse as parse_crashes
+    from .agent_session import REMOTE_PATH, AgentSession, parse_output
 
     if not args.agent_args:
         raise UsageError("give the agent's arguments after --, e.g. -- features, -- suite")
@@ -124,46 +147,18 @@ def cmd_agent(args: argparse.Namespace) -> int:
     binary = build_agent()
     clock("agent", f"{binary} ({time.monotonic() - t0:.2f} s)")
     guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
-    ok = False
-    try:
-        guest.start()
+    suite = args.agent_args[0] == "suite"
+    with running_guest(guest, clock, keep_log=bool(args.console_log)):
         session = AgentSession(guest, binary)
         clock("push", f"{REMOTE_PATH} (sha256 {session.digest[:12]} verified)")
-        start = guest.console.offset()
         cmd = shlex.join([REMOTE_PATH, *args.agent_args])
-        clock("run", cmd)
-        suite = args.agent_args[0] == "suite"
-        try:
-            res = guest.run(
-                cmd,
-                args.timeout,
-                on_stdout=None if suite else _write(sys.stdout),
-                on_stderr=_write(sys.stderr),
-            )
-        except CommandTimeout:
-            dump = guest.hang_dump()
-            raise GuestHang(cmd, args.timeout, dump, "") from None
+        res = run_streamed(guest, cmd, args.timeout, clock, stdout=not suite)
         code = res.exit_code
-        clock("run", f"exit code {code} after {res.duration:.2f} s")
         if suite:
             results, _ = parse_output(res.stdout.decode(errors="replace"))
             print(json.dumps(results, indent=1))
             code = _suite_verdicts(results, guest.kernel.release)
-        crashes = parse_crashes(guest.console.read(start))
-        for c in crashes:
-            print(f"kernel crash: {c.title}", file=sys.stderr)
-        ok = True
-        return 1 if crashes and code == 0 else code
-    except GuestHang as e:
-        print(f"{e}\n--- guest dump (SysRq w, l) ---\n{e.dump[-20000:]}", file=sys.stderr)
-        return EXIT_TIMEOUT
-    finally:
-        guest.stop()
-        clock("stop", "guest stopped")
-        if ok and not args.console_log:
-            guest.cleanup()
-        else:
-            print(f"console log kept: {guest.console.path}", file=sys.stderr)
+    return 1 if guest.crashes and code == 0 else code
 
 
 def _suite_verdicts(results: object, release: str) -> int:
@@ -331,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
             if not f.is_file():
                 raise UsageError(f"--push {f}: no such file")
         return args.func(args)
+    except GuestHang as e:
+        print(
+            f"uffd-harness: {e}\n--- guest dump (SysRq w, l) ---\n{e.dump[-20000:]}",
+            file=sys.stderr,
+        )
+        return EXIT_TIMEOUT
     except HarnessError as e:
         print(f"uffd-harness: error: {e}", file=sys.stderr)
         return e.exit_code

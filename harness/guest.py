@@ -67,6 +67,7 @@ class Guest:
         self.image: GuestImage | None = None
         self.boot_kernel = kernel.path
         self.accel_reason = ""
+        self.crashes: list = []  # set by whoever parsed the console after a run
         self.port = 0
 
     # -- phases --------------------------------------------------------------------------

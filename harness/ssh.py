@@ -127,6 +127,8 @@ class SshSession:
                 if not drained:
                     select.select([chan], [], [], 0.05)
             code = chan.recv_exit_status()
+            if code == -1:  # the channel closed without an exit status
+                raise HarnessError(f"SSH connection lost while running: {cmd} (no exit status)")
         finally:
             chan.close()
         return RunResult(code, bytes(out), bytes(err), time.monotonic() - start)
