@@ -81,13 +81,10 @@ def test_missing_network_driver_is_named(settings, tmp_path):
         g.cleanup()
 
 
-def cli(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kw,
-    )
+def cli(settings: dict, *args: str) -> subprocess.Popen:
+    """`uffd-harness boot` with the session's guest flags, then `args`."""
+    argv = [sys.executable, "-m", "harness", "boot", *guest_flags(settings), *args]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_cli_exit_code_and_release(settings, kernel):
