@@ -14,8 +14,8 @@ from .guest import Guest
 from .ssh import CommandTimeout
 
 REMOTE_PATH = "/tmp/uffd-agent"
-#: kselftest exit codes the agent uses.
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_SKIP = 0, 1, 2, 4
+#: The agent's exit code for a usage error (0, 1 and 4 are kselftest's pass, fail, skip).
+EXIT_USAGE = 2
 
 
 @dataclass
@@ -23,7 +23,6 @@ class AgentResult:
     args: list[str]
     exit_code: int
     data: object  # the JSON value the agent printed (object for run, array for suite)
-    tail: str  # what followed the JSON (suite's count line)
     stderr: str
     duration: float
 
@@ -70,11 +69,11 @@ class AgentSession:
         if res.exit_code == EXIT_USAGE:
             raise AgentError(f"agent usage error for {cmd}: {stderr.strip()}")
         try:
-            data, tail = parse_output(stdout)
+            data, _ = parse_output(stdout)
         except AgentError as e:
             detail = f"exit code {res.exit_code}; stderr: {stderr.strip()[:500]}"
             raise AgentError(f"{e} ({detail})") from None
-        return AgentResult(args, res.exit_code, data, tail, stderr, res.duration)
+        return AgentResult(args, res.exit_code, data, stderr, res.duration)
 
     def features(self, timeout: float = 60.0) -> dict:
         if self._features is None:
