@@ -65,16 +65,25 @@ void write_page(struct result *r, const struct area *a, char *view, size_t page,
 			*stamp_at(view, s) = stamp(seed, gen, s);
 }
 
+void read_page(struct result *r, const struct area *a, const char *view, size_t page, bool timed)
+{
+	size_t spp = subpages_per_page(a), first = page * spp + page % spp;
+	uint64_t t0 = now_ns();
+
+	(void)*stamp_at(view, first);
+	if (timed)
+		lat_add(r, now_ns() - t0);
+	for (size_t s = page * spp; s < (page + 1) * spp; s++)
+		if (s != first)
+			(void)*stamp_at(view, s);
+}
+
 static void touch_page(struct pool *p, size_t page)
 {
-	size_t spp = subpages_per_page(p->a);
-
-	if (p->write) {
+	if (p->write)
 		write_page(p->r, p->a, p->view, page, p->seed, p->gen, p->timed);
-		return;
-	}
-	for (size_t s = page * spp; s < (page + 1) * spp; s++)
-		(void)*stamp_at(p->view, s);
+	else
+		read_page(p->r, p->a, p->view, page, p->timed);
 }
 
 static void *worker_main(void *arg)
@@ -155,16 +164,79 @@ bool write_pages(struct result *r, const struct area *a, char *view, const size_
 }
 
 bool read_pages(struct result *r, const struct area *a, const char *view, const size_t *pages, size_t n,
-		unsigned threads, unsigned timeout_ms)
+		unsigned threads, bool timed, unsigned timeout_ms)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 	bool ok;
 
 	if (!p)
 		abort();
-	*p = (struct pool){ .r = r, .a = a, .view = (char *)view, .pages = pages, .n = n, .nthreads = threads };
+	*p = (struct pool){ .r = r, .a = a, .view = (char *)view, .pages = pages, .n = n, .nthreads = threads,
+			    .timed = timed };
 	ok = run_pool(p, timeout_ms);
 	if (!r->stuck)
 		free(p);
 	return ok;
+}
+
+static void *solo_main(void *arg)
+{
+	struct solo *s = arg;
+
+	__atomic_store_n(&s->tid, agent_gettid(), __ATOMIC_RELEASE);
+	if (s->write) {
+		write_page(s->r, s->a, s->view, s->page, s->seed, s->gen, false);
+	} else {
+		read_page(s->r, s->a, s->view, s->page, false);
+		s->bad = area_mismatches(s->a, s->view, s->page, s->page + 1, s->seed, NULL, s->gen, NULL);
+	}
+	__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+struct solo *solo_start(struct result *r, const struct area *a, char *view, size_t page, uint64_t seed,
+			unsigned gen, bool write, int *err)
+{
+	struct solo *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		abort();
+	*s = (struct solo){ .r = r, .a = a, .view = view, .page = page, .seed = seed, .gen = gen, .write = write };
+	*err = pthread_create(&s->thread, NULL, solo_main, s);
+	if (*err) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Blocked in handle_userfault(): interruptible ('S') for user faults, 'D' if killable. */
+bool solo_blocked(struct solo *s, unsigned ms)
+{
+	uint64_t until = now_ns() + ms * 1000000ULL;
+	pid_t tid;
+
+	while (!(tid = __atomic_load_n(&s->tid, __ATOMIC_ACQUIRE)) && now_ns() < until)
+		sleep_ms(1);
+	for (; tid && now_ns() < until; sleep_ms(1)) {
+		char st = thread_state(tid);
+
+		if (st == 'S' || st == 'D')
+			return true;
+	}
+	return false;
+}
+
+bool solo_finished(struct solo *s, unsigned ms)
+{
+	for (uint64_t until = now_ns() + ms * 1000000ULL; now_ns() < until; sleep_ms(1))
+		if (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
+			return true;
+	return __atomic_load_n(&s->done, __ATOMIC_ACQUIRE);
+}
+
+void solo_free(struct solo *s)
+{
+	pthread_join(s->thread, NULL);
+	free(s);
 }

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "fixture.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,31 @@ bool need_wp(struct run *run, uint64_t extra)
 	return need_features(run, want);
 }
 
+uint64_t missing_features(enum mem_type t)
+{
+	const struct mem_info *mi = mem_info(t);
+
+	if (mi->anon)
+		return 0;
+	return mi->hugetlb ? UFFD_FEATURE_MISSING_HUGETLBFS : UFFD_FEATURE_MISSING_SHMEM;
+}
+
+const char *fork_event_unusable(struct run *run)
+{
+	char source[48];
+	int fd;
+
+	if (!(run->features & UFFD_FEATURE_EVENT_FORK))
+		return "kernel lacks UFFD_FEATURE_EVENT_FORK";
+	/* Offered, yet UFFDIO_API refuses it without CAP_SYS_PTRACE. */
+	fd = uffd_new(UFFD_FEATURE_EVENT_FORK, NULL, source, sizeof(source));
+	if (fd == -EPERM)
+		return "UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE (EPERM)";
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
 bool fx_setup(struct fx *fx, struct run *run, size_t npages, unsigned flags, uint64_t features,
 	      uint64_t register_mode, size_t extra_hugepages)
 {
@@ -44,7 +70,8 @@ bool fx_setup(struct fx *fx, struct run *run, size_t npages, unsigned flags, uin
 	fx->uffd = -1;
 	fx->a.fd = -1;
 	set_phase(r, "allocate %s", mem_info(run->mem)->name);
-	rc = area_alloc(&fx->a, run->mem, npages ? npages : run->pages, extra_hugepages, why, sizeof(why));
+	rc = area_alloc(&fx->a, run->mem, npages ? npages : run->pages, extra_hugepages,
+			flags & FX_FILE_ALIAS ? AREA_FILE_ALIAS : 0, why, sizeof(why));
 	r->page_size = fx->a.psize;
 	r->npages = fx->a.npages;
 	if (rc > 0) {
@@ -86,7 +113,7 @@ bool fx_setup(struct fx *fx, struct run *run, size_t npages, unsigned flags, uin
 				 (unsigned long long)fx->ioctls))
 			goto fail;
 	}
-	rc = handler_start(&fx->h, r, &fx->a, fx->uffd, fx->a.psize);
+	rc = handler_start(&fx->h, r, &fx->a, fx->uffd, fx->a.psize, run->seed);
 	if (!check_errno(r, "setup-handler", -rc, 0, "start the fault-handling thread"))
 		goto fail;
 	return true;
@@ -228,9 +255,10 @@ void check_handler_clean(struct fx *fx)
 		    "WP fault messages without UFFD_PAGEFAULT_FLAG_WRITE");
 	check_value(r, "fault-addresses-in-area", (long long)s.outside, 0, "fault messages outside the registered area");
 	check_errno(r, "handler-ioctls-succeed", s.resolve_errors ? s.resolve_errno : 0, 0,
-		    "the handler's UFFDIO_WRITEPROTECT resolutions (%llu failed)", (unsigned long long)s.resolve_errors);
+		    "the handler's resolving ioctls (%llu failed)", (unsigned long long)s.resolve_errors);
 	check_errno(r, "uffd-reads-succeed", s.read_errors ? s.read_errno : 0, 0, "read() of uffd messages");
-	check_value(r, "no-unexpected-events", (long long)s.other_events, 0, "events other than page faults and fork");
+	check_value(r, "no-unexpected-events", (long long)s.other_events, 0,
+		    "events other than page faults, fork and those provoked on purpose");
 }
 
 bool fx_protect(struct fx *fx, const char *name, const void *addr, size_t len, bool wp)
@@ -251,8 +279,9 @@ bool write_expect_faults(struct fx *fx, size_t *pages, size_t n)
 	bool ok;
 
 	set_phase(r, "write %zu protected pages with %u threads", n, run->threads);
-	ok = write_pages(r, &fx->a, fx->a.base, pages, n, run->threads, run->seed, GEN_WRITTEN, true, WAIT_MS);
-	if (!check_value(r, "writes-complete", ok, 1, "writer threads finished within %u ms", WAIT_MS))
+	ok = write_pages(r, &fx->a, fx->a.base, pages, n, run->threads, run->seed, GEN_WRITTEN, true,
+			 pool_wait_ms(n));
+	if (!check_value(r, "writes-complete", ok, 1, "writer threads finished within %u ms", pool_wait_ms(n)))
 		return false;
 	check_value(r, "one-wp-fault-per-page", (long long)(handler_stats(&fx->h).wp - before.wp), (long long)n,
 		    "WP fault messages for %zu written pages", n);
@@ -267,8 +296,8 @@ bool write_expect_quiet(struct fx *fx, const size_t *pages, size_t n)
 
 	set_phase(r, "write %zu pages that must not fault", n);
 	ok = write_pages(r, &fx->a, fx->a.base, pages, n, fx->run->threads, fx->run->seed, GEN_WRITTEN, false,
-			 WAIT_MS);
-	if (!check_value(r, "quiet-writes-complete", ok, 1, "writer threads finished within %u ms", WAIT_MS))
+			 pool_wait_ms(n));
+	if (!check_value(r, "quiet-writes-complete", ok, 1, "writer threads finished within %u ms", pool_wait_ms(n)))
 		return false;
 	if (fx->h.running) {
 		check_value(r, "quiet-writes-do-not-fault", (long long)(handler_stats(&fx->h).received - before), 0,

@@ -20,11 +20,15 @@ enum { EXIT_PASS = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_SKIP = 4 };
 static const char usage[] =
 	"usage: uffd-agent features\n"
 	"       uffd-agent list\n"
-	"       uffd-agent run WORKLOAD --mem TYPE [--pages N] [--threads N] [--seed N] [--timeout S]\n"
-	"                      [--inject-fail CHECK] [--sabotage no-protect|stall-handler]\n"
-	"       uffd-agent suite [--filter GLOB] [--mem TYPE] [--threads N] [--seed N] [--timeout S]\n"
+	"       uffd-agent run WORKLOAD --mem TYPE [--pages N] [--threads N] [--seed N] [--seconds S]\n"
+	"                      [--timeout S] [--inject-fail CHECK]\n"
+	"                      [--sabotage no-protect|stall-handler|misplace-copy]\n"
+	"       uffd-agent suite [--filter GLOB] [--mem TYPE] [--threads N] [--seed N] [--seconds S]\n"
+	"                        [--timeout S]\n"
 	"\n"
 	"--filter matches a workload name, or WORKLOAD:MEM when the pattern has a ':'.\n"
+	"--seconds is how long timed workloads (stress) run, default 3; --timeout is the\n"
+	"watchdog beyond that, default 60.\n"
 	"--inject-fail perturbs the expectation of one named check, which must then fail;\n"
 	"--sabotage perturbs what the workload does (self-tests of the agent's checks).\n";
 
@@ -176,7 +180,8 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },   { "seed", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 'T' },   { "filter", required_argument, NULL, 'f' },
 		{ "inject-fail", required_argument, NULL, 'i' }, { "sabotage", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },	   { NULL, 0, NULL, 0 },
+		{ "seconds", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .threads = 4, .seed = 1, .timeout_s = 60 };
 	const char *cmd, *filter = NULL;
@@ -203,6 +208,7 @@ int main(int argc, char **argv)
 		case 't':
 		case 's':
 		case 'T':
+		case 'd':
 			if (!parse_num(optarg, c == 's' ? ~0ULL : 1ULL << 20, &v) || (c != 's' && !v)) {
 				fprintf(stderr, "uffd-agent: bad number %s\n", optarg);
 				return EXIT_USAGE;
@@ -214,6 +220,8 @@ int main(int argc, char **argv)
 				o.threads = (unsigned)v;
 			else if (c == 's')
 				o.seed = v;
+			else if (c == 'd')
+				o.seconds = (unsigned)v;
 			else
 				o.timeout_s = (unsigned)v;
 			break;
@@ -225,7 +233,8 @@ int main(int argc, char **argv)
 			run_only = true;
 			break;
 		case 'S':
-			if (strcmp(optarg, "no-protect") && strcmp(optarg, "stall-handler")) {
+			if (strcmp(optarg, "no-protect") && strcmp(optarg, "stall-handler") &&
+			    strcmp(optarg, "misplace-copy")) {
 				fprintf(stderr, "uffd-agent: unknown sabotage %s\n", optarg);
 				return EXIT_USAGE;
 			}

@@ -120,7 +120,7 @@ static unsigned huge_flag(size_t psize)
 	return psize == GIB ? AGENT_HUGE_1GB : AGENT_HUGE_2MB;
 }
 
-static int map_file(struct area *a, bool shared, char *why, size_t n)
+static int map_file(struct area *a, bool shared, bool alias, char *why, size_t n)
 {
 	int flags = shared ? MAP_SHARED : MAP_PRIVATE;
 
@@ -134,7 +134,7 @@ static int map_file(struct area *a, bool shared, char *why, size_t n)
 		snprintf(why, n, "mmap(memfd, %zu): %s", a->size, errno_name(errno));
 		return infos[a->type].hugetlb && errno == ENOMEM ? 1 : -1;
 	}
-	if (!shared)
+	if (!alias)
 		return 0;
 	a->alias = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED, a->fd, 0);
 	if (a->alias == MAP_FAILED) {
@@ -171,9 +171,23 @@ static int alloc_thp(struct area *a, char *why, size_t n)
 	return 0;
 }
 
-int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_hugepages, char *why, size_t n)
+static int map_hugetlb_anon_private(struct area *a, char *why, size_t n)
+{
+	a->base = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (int)huge_flag(a->psize), -1, 0);
+	if (a->base == MAP_FAILED) {
+		a->base = NULL;
+		snprintf(why, n, "mmap(MAP_HUGETLB private, %zu): %s", a->size, errno_name(errno));
+		return 1;
+	}
+	return 0;
+}
+
+int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_hugepages, unsigned flags, char *why,
+	       size_t n)
 {
 	const struct mem_info *mi = &infos[t];
+	bool alias = mi->shared || (flags & AREA_FILE_ALIAS);
 	int rc;
 
 	memset(a, 0, sizeof(*a));
@@ -206,7 +220,11 @@ int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_huge
 			snprintf(why, n, "memfd_create: %s", errno_name(errno));
 			return errno == ENOSYS ? 1 : -1;
 		}
-		return map_file(a, mi->shared, why, n);
+		return map_file(a, mi->shared, alias, why, n);
+	case MEM_HUGETLB_PRIVATE:
+		if (!alias)
+			return map_hugetlb_anon_private(a, why, n);
+		/* fall through */
 	case MEM_HUGETLB:
 	case MEM_HUGETLB_1G:
 		a->fd = agent_memfd(MFD_HUGETLB | huge_flag(mi->psize));
@@ -214,16 +232,7 @@ int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_huge
 			snprintf(why, n, "memfd_create(MFD_HUGETLB, %zu kB): %s", mi->psize / KIB, errno_name(errno));
 			return 1;
 		}
-		return map_file(a, true, why, n);
-	case MEM_HUGETLB_PRIVATE:
-		a->base = mmap(NULL, a->size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (int)huge_flag(mi->psize), -1, 0);
-		if (a->base == MAP_FAILED) {
-			a->base = NULL;
-			snprintf(why, n, "mmap(MAP_HUGETLB private, %zu): %s", a->size, errno_name(errno));
-			return 1;
-		}
-		return 0;
+		return map_file(a, mi->shared, true, why, n);
 	case MEM_NTYPES:
 		break;
 	}

@@ -48,14 +48,24 @@ struct area {
 };
 
 /*
+ * Private types backed by a memfd (hugetlb-private too) that also get a MAP_SHARED alias:
+ * minor faults need page-cache pages that a second mapping can fill.
+ */
+#define AREA_FILE_ALIAS (1U << 0)
+
+/*
  * 0: ready. 1: this system cannot provide it (why says what is missing: a skip).
  * -1: an unexpected error (why says which call failed). extra_hugepages: hugetlb pages
  * the workload will need beyond the area itself (copy-on-write copies).
  */
-int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_hugepages, char *why, size_t n);
+int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_hugepages, unsigned flags, char *why,
+	       size_t n);
 void area_free(struct area *a);
 /* Can this type be provided at all (THP mode, hugepage pool)? 0 or 1 as above. */
 int mem_available(enum mem_type t, size_t npages, size_t extra_hugepages, char *why, size_t n);
+
+/* Stamp generations the workloads use. */
+enum { GEN_INITIAL = 1, GEN_WRITTEN = 2, GEN_CHILD = 3 };
 
 size_t subpages_per_page(const struct area *a);
 uint64_t stamp(uint64_t seed, unsigned gen, size_t subpage);

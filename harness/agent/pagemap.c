@@ -33,6 +33,7 @@ int pagemap_count(const void *addr, size_t len, struct pm_counts *c)
 				c->first_wp = done + i;
 			c->present += !!(buf[i] & PM_PRESENT);
 			c->swapped += !!(buf[i] & PM_SWAP);
+			c->file += !!(buf[i] & PM_FILE);
 		}
 		done += chunk;
 	}

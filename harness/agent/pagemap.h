@@ -12,6 +12,7 @@ struct pm_counts {
 	size_t wp;	 /* with bit 57 (uffd-wp) */
 	size_t present;	 /* with bit 63 */
 	size_t swapped;	 /* with bit 62 */
+	size_t file;	 /* with bit 61: a page-cache (or shared anon) page */
 	size_t first_wp; /* index of the first entry with bit 57, if wp */
 };
 

@@ -30,10 +30,15 @@ void skip(struct result *r, const char *fmt, ...)
 
 void note(struct result *r, const char *fmt, ...)
 {
+	size_t len = strlen(r->note);
 	va_list ap;
 
+	if (len && len + 2 < sizeof(r->note)) {
+		memcpy(r->note + len, "; ", 3);
+		len += 2;
+	}
 	va_start(ap, fmt);
-	vsnprintf(r->note, sizeof(r->note), fmt, ap);
+	vsnprintf(r->note + len, sizeof(r->note) - len, fmt, ap);
 	va_end(ap);
 }
 
@@ -102,6 +107,19 @@ bool check_errno(struct result *r, const char *name, int got, int want, const ch
 	return record(r, name, got == want, detail, perturbed);
 }
 
+void sample_add(struct lat_sample *s, uint64_t ns, uint64_t *rng)
+{
+	uint64_t i = s->seen++;
+
+	if (i < KIND_LATENCIES) {
+		s->ns[s->n++] = ns;
+		return;
+	}
+	*rng = mix64(*rng);
+	if (*rng % (i + 1) < KIND_LATENCIES)
+		s->ns[*rng % (i + 1)] = ns;
+}
+
 void lat_add(struct result *r, uint64_t ns)
 {
 	unsigned i = __atomic_fetch_add(&r->nlat, 1, __ATOMIC_RELAXED);
@@ -156,12 +174,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void latency_json(const struct result *r, struct jw *w)
+/* {samples, p50, p99, max} in microseconds over the n values kept of `samples` seen. */
+static void percentiles_json(struct jw *w, uint64_t samples, const uint64_t *ns, unsigned n)
 {
-	unsigned n = r->nlat < MAX_LATENCIES ? r->nlat : MAX_LATENCIES;
 	uint64_t *v;
 
-	jw_key(w, "latency_us");
 	if (!n) {
 		jw_null(w);
 		return;
@@ -169,11 +186,11 @@ static void latency_json(const struct result *r, struct jw *w)
 	v = malloc(n * sizeof(*v));
 	if (!v)
 		abort();
-	memcpy(v, r->lat_ns, n * sizeof(*v));
+	memcpy(v, ns, n * sizeof(*v));
 	qsort(v, n, sizeof(*v), cmp_u64);
 	jw_obj(w);
 	jw_key(w, "samples");
-	jw_uint(w, r->nlat);
+	jw_uint(w, samples);
 	jw_key(w, "p50");
 	jw_double(w, (double)v[(n - 1) / 2] / 1000.0);
 	jw_key(w, "p99");
@@ -182,6 +199,33 @@ static void latency_json(const struct result *r, struct jw *w)
 	jw_double(w, (double)v[n - 1] / 1000.0);
 	jw_end_obj(w);
 	free(v);
+}
+
+static const char *const kind_names[NKINDS] = { [KIND_MISSING] = "missing", [KIND_WP] = "wp", [KIND_MINOR] = "minor" };
+
+static void rates_json(const struct rates *rt, struct jw *w)
+{
+	jw_key(w, "rates");
+	jw_obj(w);
+	jw_key(w, "seconds");
+	jw_double(w, rt->seconds);
+	jw_key(w, "bounces");
+	jw_uint(w, rt->bounces);
+	jw_key(w, "faults_per_s");
+	jw_obj(w);
+	for (int k = 0; k < NKINDS; k++) {
+		jw_key(w, kind_names[k]);
+		jw_double(w, (double)rt->faults[k] / rt->seconds);
+	}
+	jw_end_obj(w);
+	jw_key(w, "latency_us");
+	jw_obj(w);
+	for (int k = 0; k < NKINDS; k++) {
+		jw_key(w, kind_names[k]);
+		percentiles_json(w, rt->lat[k].seen, rt->lat[k].ns, rt->lat[k].n);
+	}
+	jw_end_obj(w);
+	jw_end_obj(w);
 }
 
 void result_json(const struct result *r, struct jw *w)
@@ -232,7 +276,10 @@ void result_json(const struct result *r, struct jw *w)
 	jw_key(w, "fork");
 	jw_uint(w, r->events_fork);
 	jw_end_obj(w);
-	latency_json(r, w);
+	jw_key(w, "latency_us");
+	percentiles_json(w, r->nlat, r->lat_ns, r->nlat < MAX_LATENCIES ? r->nlat : MAX_LATENCIES);
+	if (r->rates.seconds > 0)
+		rates_json(&r->rates, w);
 	jw_key(w, "duration_s");
 	jw_double(w, r->duration_s);
 	jw_key(w, "params");
@@ -254,6 +301,10 @@ void result_json(const struct result *r, struct jw *w)
 	if (r->sabotage[0]) {
 		jw_key(w, "sabotage");
 		jw_str(w, r->sabotage);
+	}
+	if (r->seconds) {
+		jw_key(w, "seconds");
+		jw_uint(w, r->seconds);
 	}
 	jw_end_obj(w);
 	jw_end_obj(w);

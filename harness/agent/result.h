@@ -14,6 +14,24 @@
 
 #define MAX_CHECKS 160
 #define MAX_LATENCIES 16384
+#define KIND_LATENCIES 4096
+
+enum fault_kind { KIND_MISSING, KIND_WP, KIND_MINOR, NKINDS };
+
+/* A uniform sample (reservoir) of latencies out of `seen`. */
+struct lat_sample {
+	uint64_t seen;
+	unsigned n;
+	uint64_t ns[KIND_LATENCIES];
+};
+
+/* What a timed workload (stress) measured, by fault kind. */
+struct rates {
+	double seconds; /* the time the counts below were taken over; 0: not measured */
+	unsigned bounces;
+	uint64_t faults[NKINDS];
+	struct lat_sample lat[NKINDS];
+};
 
 enum status { ST_PASS, ST_FAIL, ST_SKIP };
 
@@ -33,6 +51,7 @@ struct result {
 	unsigned timeout_s;
 	char inject[64];  /* --inject-fail: perturb this check's expectation */
 	char sabotage[32]; /* --sabotage: perturb the workload's actions */
+	unsigned seconds;  /* --seconds: how long a timed workload runs (0: its default) */
 
 	/* Written by the runner. */
 	char phase[64];
@@ -48,6 +67,7 @@ struct result {
 	uint64_t faults_wp, faults_missing, faults_minor, events_fork;
 	unsigned nlat; /* atomically incremented by faulting threads */
 	uint64_t lat_ns[MAX_LATENCIES];
+	struct rates rates;
 
 	/* Written by the supervisor. */
 	char failure[320]; /* timeout or crash, overrides everything */
@@ -56,6 +76,7 @@ struct result {
 
 void set_phase(struct result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void skip(struct result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Notes accumulate, separated by "; ". */
 void note(struct result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
@@ -72,6 +93,8 @@ bool check_errno(struct result *r, const char *name, int got, int want, const ch
 /* Name the following checks "<prefix><name>" ("" to stop). */
 void check_prefix(struct result *r, const char *prefix);
 void lat_add(struct result *r, uint64_t ns);
+/* Reservoir sampling; not thread-safe: callers serialise. */
+void sample_add(struct lat_sample *s, uint64_t ns, uint64_t *rng);
 enum status result_status(const struct result *r, char *reason, size_t n);
 void result_json(const struct result *r, struct jw *w);
 bool sabotaged(const struct result *r, const char *what);

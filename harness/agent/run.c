@@ -54,7 +54,7 @@ static bool wait_exit(pid_t pid, unsigned ms)
 
 static void supervise(pid_t pid, const struct opts *o, struct result *r)
 {
-	bool exited = wait_exit(pid, o->timeout_s * 1000U);
+	bool exited = wait_exit(pid, (o->timeout_s + o->seconds) * 1000U);
 	int status = 0;
 
 	/* The runner's group (it and the children it forked) goes before the runner is
@@ -64,7 +64,7 @@ static void supervise(pid_t pid, const struct opts *o, struct result *r)
 		bool died = wait_exit(pid, 5000);
 
 		snprintf(r->failure, sizeof(r->failure), "timed out in %s after %u s%s",
-			 r->phase[0] ? r->phase : "startup", o->timeout_s,
+			 r->phase[0] ? r->phase : "startup", o->timeout_s + o->seconds,
 			 died ? "" : "; the runner did not die on SIGKILL (stuck in the kernel)");
 		if (!died)
 			return;
@@ -97,6 +97,7 @@ void run_one(const struct workload *w, enum mem_type m, const struct opts *o, st
 	r->threads = o->threads;
 	r->seed = o->seed;
 	r->timeout_s = o->timeout_s;
+	r->seconds = o->seconds;
 	snprintf(r->inject, sizeof(r->inject), "%s", o->inject ? o->inject : "");
 	snprintf(r->sabotage, sizeof(r->sabotage), "%s", o->sabotage ? o->sabotage : "");
 

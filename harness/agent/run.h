@@ -19,7 +19,8 @@ struct opts {
 	size_t pages; /* 0: the memory type's default */
 	unsigned threads;
 	uint64_t seed;
-	unsigned timeout_s;
+	unsigned timeout_s; /* beyond seconds */
+	unsigned seconds;   /* how long a timed workload runs; 0: its default */
 	const char *inject;
 	const char *sabotage;
 };

@@ -82,10 +82,28 @@ struct uffdio_register {
 	__u64 ioctls;
 };
 
+#define UFFDIO_COPY_MODE_DONTWAKE ((__u64)1 << 0)
+struct uffdio_copy {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;
+	__s64 copy;
+};
+
+#define UFFDIO_ZEROPAGE_MODE_DONTWAKE ((__u64)1 << 0)
+struct uffdio_zeropage {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 zeropage;
+};
+
 #define UFFDIO_API _IOWR(UFFDIO, _UFFDIO_API, struct uffdio_api)
 #define UFFDIO_REGISTER _IOWR(UFFDIO, _UFFDIO_REGISTER, struct uffdio_register)
 #define UFFDIO_UNREGISTER _IOR(UFFDIO, _UFFDIO_UNREGISTER, struct uffdio_range)
 #define UFFDIO_WAKE _IOR(UFFDIO, _UFFDIO_WAKE, struct uffdio_range)
+#define UFFDIO_COPY _IOWR(UFFDIO, _UFFDIO_COPY, struct uffdio_copy)
+#define UFFDIO_ZEROPAGE _IOWR(UFFDIO, _UFFDIO_ZEROPAGE, struct uffdio_zeropage)
 #endif
 
 /* Events (4.11). */
@@ -108,11 +126,26 @@ struct uffdio_writeprotect {
 #define UFFDIO_WRITEPROTECT _IOWR(UFFDIO, _UFFDIO_WRITEPROTECT, struct uffdio_writeprotect)
 #endif
 
+#ifndef UFFDIO_COPY_MODE_WP
+#define UFFDIO_COPY_MODE_WP ((__u64)1 << 1)
+#endif
+
+/* Minor faults and UFFDIO_CONTINUE (5.13); CONTINUE_MODE_WP came in 6.4. */
 #ifndef UFFD_PAGEFAULT_FLAG_MINOR
 #define UFFD_PAGEFAULT_FLAG_MINOR (1 << 2)
 #endif
-#ifndef _UFFDIO_CONTINUE
+#ifndef UFFDIO_CONTINUE_MODE_DONTWAKE
 #define _UFFDIO_CONTINUE (0x07)
+#define UFFDIO_CONTINUE_MODE_DONTWAKE ((__u64)1 << 0)
+struct uffdio_continue {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 mapped;
+};
+#define UFFDIO_CONTINUE _IOWR(UFFDIO, _UFFDIO_CONTINUE, struct uffdio_continue)
+#endif
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
 #endif
 #ifndef _UFFDIO_MOVE
 #define _UFFDIO_MOVE (0x05)
@@ -223,6 +256,7 @@ struct pm_scan_arg {
 
 /* /proc/PID/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst). */
 #define PM_UFFD_WP ((__u64)1 << 57)
+#define PM_FILE ((__u64)1 << 61)
 #define PM_SWAP ((__u64)1 << 62)
 #define PM_PRESENT ((__u64)1 << 63)
 
@@ -260,6 +294,9 @@ _Static_assert(sizeof(struct uffd_msg) == 32, "uffd_msg is 32 bytes");
 _Static_assert(sizeof(struct uffdio_api) == 24, "uffdio_api is 24 bytes");
 _Static_assert(sizeof(struct uffdio_register) == 32, "uffdio_register is 32 bytes");
 _Static_assert(sizeof(struct uffdio_writeprotect) == 24, "uffdio_writeprotect is 24 bytes");
+_Static_assert(sizeof(struct uffdio_copy) == 40, "uffdio_copy is 40 bytes");
+_Static_assert(sizeof(struct uffdio_zeropage) == 32, "uffdio_zeropage is 32 bytes");
+_Static_assert(sizeof(struct uffdio_continue) == 32, "uffdio_continue is 32 bytes");
 _Static_assert(sizeof(struct page_region) == 24, "page_region is 24 bytes");
 _Static_assert(sizeof(struct pm_scan_arg) == 96, "pm_scan_arg is 96 bytes");
 

@@ -119,6 +119,36 @@ int uffd_wake(int fd, const void *addr, size_t len)
 	return ioctl(fd, UFFDIO_WAKE, &range) ? -errno : 0;
 }
 
+int uffd_copy(int fd, void *dst, const void *src, size_t len, uint64_t mode, int64_t *out)
+{
+	struct uffdio_copy c = { .dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len, .mode = mode };
+	int rc = ioctl(fd, UFFDIO_COPY, &c) ? -errno : 0;
+
+	if (out)
+		*out = c.copy;
+	return rc;
+}
+
+int uffd_zeropage(int fd, void *addr, size_t len, uint64_t mode, int64_t *out)
+{
+	struct uffdio_zeropage z = { .range = { .start = (uintptr_t)addr, .len = len }, .mode = mode };
+	int rc = ioctl(fd, UFFDIO_ZEROPAGE, &z) ? -errno : 0;
+
+	if (out)
+		*out = z.zeropage;
+	return rc;
+}
+
+int uffd_continue(int fd, void *addr, size_t len, uint64_t mode, int64_t *out)
+{
+	struct uffdio_continue c = { .range = { .start = (uintptr_t)addr, .len = len }, .mode = mode };
+	int rc = ioctl(fd, UFFDIO_CONTINUE, &c) ? -errno : 0;
+
+	if (out)
+		*out = c.mapped;
+	return rc;
+}
+
 const char *uffd_feature_name(unsigned bit)
 {
 	static const char *const names[] = {

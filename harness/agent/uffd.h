@@ -25,6 +25,13 @@ int uffd_register(int fd, const void *addr, size_t len, uint64_t mode, uint64_t 
 int uffd_unregister(int fd, const void *addr, size_t len);
 int uffd_writeprotect(int fd, const void *addr, size_t len, uint64_t mode);
 int uffd_wake(int fd, const void *addr, size_t len);
+/*
+ * The resolving ioctls. *out receives the kernel's output field (bytes done, or
+ * -errno); it stays 0 where the kernel failed before writing it.
+ */
+int uffd_copy(int fd, void *dst, const void *src, size_t len, uint64_t mode, int64_t *out);
+int uffd_zeropage(int fd, void *addr, size_t len, uint64_t mode, int64_t *out);
+int uffd_continue(int fd, void *addr, size_t len, uint64_t mode, int64_t *out);
 
 const char *uffd_feature_name(unsigned bit);
 const char *uffd_ioctl_name(unsigned bit);

@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,4 +176,40 @@ char process_state(pid_t pid)
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	return stat_state(path);
+}
+
+bool read_within(int fd, void *buf, size_t len, unsigned ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, (int)ms) == 1 && read(fd, buf, len) == (ssize_t)len;
+}
+
+bool reap_child(pid_t pid, int *status, unsigned ms)
+{
+	for (uint64_t until = now_ns() + ms * 1000000ULL;; sleep_ms(1)) {
+		pid_t got = waitpid(pid, status, WNOHANG);
+
+		if (got == pid)
+			return true;
+		if (got < 0 || now_ns() >= until)
+			return false;
+	}
+}
+
+const char *child_fate(pid_t pid)
+{
+	static char fate[64];
+	siginfo_t si = { 0 };
+	char st = process_state(pid);
+
+	if (st && st != 'Z')
+		snprintf(fate, sizeof(fate), "child still alive, state %c", st);
+	else if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) || si.si_pid != pid)
+		snprintf(fate, sizeof(fate), "child gone");
+	else if (si.si_code == CLD_EXITED)
+		snprintf(fate, sizeof(fate), "child exited with status %d", si.si_status);
+	else
+		snprintf(fate, sizeof(fate), "child killed by %s", signal_name(si.si_status));
+	return fate;
 }

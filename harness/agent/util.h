@@ -34,4 +34,14 @@ char thread_state(pid_t tid);
 /* The same for a process (a child we forked). */
 char process_state(pid_t pid);
 
+/* Read exactly len bytes from a pipe if they arrive within ms. */
+bool read_within(int fd, void *buf, size_t len, unsigned ms);
+/* waitpid() for at most ms; true once the child was reaped into *status. */
+bool reap_child(pid_t pid, int *status, unsigned ms);
+/*
+ * What became of a child that stopped reporting: still running, or how it ended. It is
+ * not reaped here (WNOWAIT): until the caller reaps it, its pid cannot be reused.
+ */
+const char *child_fate(pid_t pid);
+
 #endif

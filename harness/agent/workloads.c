@@ -4,6 +4,10 @@
 #include <string.h>
 
 #define PRIVATE_TYPES (MEMBIT(MEM_ANON) | MEMBIT(MEM_ANON_THP) | MEMBIT(MEM_SHMEM_PRIVATE))
+/* The five types of the kernel's own uffd tests: no THP, no 1 GiB page. */
+#define CLASSIC_TYPES                                                                                              \
+	(MEMBIT(MEM_ANON) | MEMBIT(MEM_SHMEM) | MEMBIT(MEM_SHMEM_PRIVATE) | MEMBIT(MEM_HUGETLB) |                   \
+	 MEMBIT(MEM_HUGETLB_PRIVATE))
 
 const struct workload workloads[] = {
 	{ "wp-basic", MEM_ALL,
@@ -44,6 +48,58 @@ const struct workload workloads[] = {
 	  "UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN: writes never block or message; the scan reports exactly the "
 	  "written pages; WP_MATCHING re-protects them so the next scan sees only new writes",
 	  wp_async },
+	{ "minor-basic", MEM_SHARED_FILE,
+	  "REGISTER bitmasks with and without MODE_MINOR; fill and modify through the alias without faults; each "
+	  "first read through the registered mapping raises one MINOR fault at its address; CONTINUE maps the "
+	  "whole page with the alias's bytes; a second CONTINUE is EEXIST (mapped -EEXIST); no MISSING faults",
+	  minor_basic },
+	{ "minor-private", MEMBIT(MEM_SHMEM_PRIVATE) | MEMBIT(MEM_HUGETLB_PRIVATE),
+	  "MODE_MINOR on a private file mapping: CONTINUE maps the page-cache page read-only; a write then "
+	  "copies it (no fault message) and the file keeps its bytes",
+	  minor_private },
+	{ "minor-anon-rejected", MEMBIT(MEM_ANON) | MEMBIT(MEM_ANON_THP),
+	  "REGISTER with MODE_MINOR (alone or with MISSING) on anonymous memory is EINVAL and registers nothing; "
+	  "CONTINUE on anonymous memory is EINVAL",
+	  minor_anon_rejected },
+	{ "minor-fallocate", MEMBIT(MEM_SHMEM) | MEMBIT(MEM_HUGETLB),
+	  "pages created by fallocate() and first read through the registered mapping raise MINOR faults that "
+	  "CONTINUE resolves, reading zeros",
+	  minor_fallocate },
+	{ "continue-errors", MEM_SHARED_FILE,
+	  "CONTINUE errors: EFAULT on a page-cache hole, ENOENT off registered ranges (mapped = -errno), EINVAL "
+	  "for unknown modes, zero, unaligned, wrapping and partial-hugepage ranges, EEXIST when mapped; what it "
+	  "does on a range registered without MODE_MINOR (whose bitmask lacks it) is recorded",
+	  continue_errors },
+	{ "continue-dontwake", MEM_SHARED_FILE,
+	  "CONTINUE with DONTWAKE maps the page but leaves the reader blocked until UFFDIO_WAKE; it then sees the "
+	  "alias's bytes",
+	  continue_dontwake },
+	{ "continue-wp", MEM_SHARED_FILE,
+	  "UFFDIO_CONTINUE_MODE_WP (6.4) maps pages write-protected: bit 57 set, each write raises one WP fault; "
+	  "the mode is EINVAL where WP is not registered",
+	  continue_wp },
+	{ "missing-copy", CLASSIC_TYPES,
+	  "first touches raise one MISSING fault each at the right address, FLAG_WRITE exactly for stores; COPY "
+	  "fills whole pages with the given bytes (private copies stay out of the file); a second COPY is EEXIST",
+	  missing_copy },
+	{ "missing-zeropage", CLASSIC_TYPES,
+	  "ZEROPAGE resolves MISSING faults with zeros, later stores need no fault and a second ZEROPAGE is "
+	  "EEXIST; on hugetlb it is EINVAL and absent from the REGISTER bitmask",
+	  missing_zeropage },
+	{ "events", CLASSIC_TYPES,
+	  "UFFD_EVENT_FORK delivers the child's uffd, which serves the child's faults; REMAP reports from/to/len "
+	  "and faults follow the move; REMOVE (MADV_DONTNEED/MADV_REMOVE) reports the range and its pages fault "
+	  "again; UNMAP reports the range",
+	  events },
+	{ "sigbus", CLASSIC_TYPES,
+	  "with UFFD_FEATURE_SIGBUS every missing fault is a SIGBUS at the touched address, never a message; "
+	  "after COPY the touch succeeds; a child forked with EVENT_FORK gets SIGBUS too",
+	  sigbus },
+	{ "stress", CLASSIC_TYPES,
+	  "uffd-stress-like bounces for --seconds (default 3): lockers increment per-page counters under "
+	  "in-page mutexes while handlers and copiers race to COPY (write-protecting where possible) and, on "
+	  "shared memory, CONTINUE; every counter and page verified each bounce; faults/s and latency by kind",
+	  stress },
 };
 
 const size_t nworkloads = sizeof(workloads) / sizeof(workloads[0]);

@@ -39,5 +39,17 @@ void wp_unregister(struct run *run);
 void wp_errors(struct run *run);
 void wp_unpopulated(struct run *run);
 void wp_async(struct run *run);
+void minor_basic(struct run *run);
+void minor_private(struct run *run);
+void minor_anon_rejected(struct run *run);
+void minor_fallocate(struct run *run);
+void continue_errors(struct run *run);
+void continue_dontwake(struct run *run);
+void continue_wp(struct run *run);
+void missing_copy(struct run *run);
+void missing_zeropage(struct run *run);
+void events(struct run *run);
+void sigbus(struct run *run);
+void stress(struct run *run);
 
 #endif

@@ -62,7 +62,7 @@ void wp_basic(struct run *run)
 
 	set_phase(r, "read protected pages");
 	if (!check_value(r, "reads-complete",
-			 read_pages(r, &fx.a, fx.a.base, pages, n, run->threads, WAIT_MS), 1,
+			 read_pages(r, &fx.a, fx.a.base, pages, n, run->threads, false, WAIT_MS), 1,
 			 "reader threads finished within %u ms", WAIT_MS))
 		return;
 	check_value(r, "reads-raise-no-fault", (long long)handler_stats(&fx.h).received, 0,
@@ -83,51 +83,6 @@ out:
 	free(pages);
 }
 
-/* wp-dontwake holds faults instead of resolving them: the workload does that itself. */
-static void hold_fault(struct handler *h, int fd, const struct uffd_msg *m)
-{
-	(void)h;
-	(void)fd;
-	(void)m;
-}
-
-struct solo {
-	struct fx *fx;
-	pthread_t thread;
-	pid_t tid;
-	int done;
-};
-
-static void *solo_writer(void *arg)
-{
-	struct solo *s = arg;
-
-	__atomic_store_n(&s->tid, agent_gettid(), __ATOMIC_RELEASE);
-	write_page(s->fx->r, &s->fx->a, s->fx->a.base, 0, s->fx->run->seed, GEN_WRITTEN, false);
-	__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-/* Blocked in handle_userfault(): interruptible ('S') for user faults, 'D' if killable. */
-static bool wait_blocked(pid_t tid)
-{
-	for (uint64_t until = now_ns() + WAIT_MS * 1000000ULL; now_ns() < until; sleep_ms(1)) {
-		char st = thread_state(tid);
-
-		if (st == 'S' || st == 'D')
-			return true;
-	}
-	return false;
-}
-
-static bool wait_done(struct solo *s, unsigned ms)
-{
-	for (uint64_t until = now_ns() + ms * 1000000ULL; now_ns() < until; sleep_ms(1))
-		if (__atomic_load_n(&s->done, __ATOMIC_ACQUIRE))
-			return true;
-	return __atomic_load_n(&s->done, __ATOMIC_ACQUIRE);
-}
-
 void wp_dontwake(struct run *run)
 {
 	struct result *r = run->r;
@@ -139,7 +94,7 @@ void wp_dontwake(struct run *run)
 
 	if (!need_wp(run, 0) || !fx_setup(&fx, run, 0, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, 0))
 		return;
-	fx.h.on_fault = hold_fault;
+	fx.h.on_fault = handler_hold;
 	page0 = fx.a.base;
 	set_phase(r, "protect");
 	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
@@ -149,40 +104,33 @@ void wp_dontwake(struct run *run)
 	check_errno(r, "wp-with-dontwake-is-einval", -rc, EINVAL, "UFFDIO_WRITEPROTECT mode WP|DONTWAKE");
 
 	set_phase(r, "write page 0 and hold the fault");
-	/* On the heap: if it never finishes, the thread outlives this function. */
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		abort();
-	s->fx = &fx;
-	if (!check_errno(r, "start-writer", pthread_create(&s->thread, NULL, solo_writer, s), 0, "pthread_create"))
+	s = solo_start(r, &fx.a, fx.a.base, 0, run->seed, GEN_WRITTEN, true, &rc);
+	if (!check_errno(r, "start-writer", rc, 0, "pthread_create"))
 		goto out;
 	if (!check_value(r, "fault-delivered", handler_wait(&fx.h, 1, WAIT_MS), 1,
 			 "WP fault message within %u ms of writing a protected page", WAIT_MS)) {
 		r->stuck = true;
 		return;
 	}
-	while (!__atomic_load_n(&s->tid, __ATOMIC_ACQUIRE))
-		sleep_ms(1);
-	check_value(r, "writer-blocked-in-fault", wait_blocked(s->tid), 1,
+	check_value(r, "writer-blocked-in-fault", solo_blocked(s, WAIT_MS), 1,
 		    "writer thread asleep in the fault within %u ms", WAIT_MS);
 
 	set_phase(r, "unprotect with DONTWAKE");
 	rc = uffd_writeprotect(fx.uffd, page0, fx.a.psize, UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
 	check_errno(r, "unprotect-dontwake", -rc, 0, "UFFDIO_WRITEPROTECT mode DONTWAKE (unprotect)");
 	check_wp_bits(r, "wp-bit-clear-after-dontwake", page0, fx.a.psize, false);
-	check_value(r, "writer-still-blocked", wait_done(s, QUIET_MS), 0,
+	check_value(r, "writer-still-blocked", solo_finished(s, QUIET_MS), 0,
 		    "writer finished within %u ms of an unprotect with DONTWAKE", QUIET_MS);
 
 	set_phase(r, "wake");
 	rc = uffd_wake(fx.uffd, page0, fx.a.psize);
 	check_errno(r, "wake", -rc, 0, "UFFDIO_WAKE");
-	if (!check_value(r, "writer-completes-after-wake", wait_done(s, WAIT_MS), 1,
+	if (!check_value(r, "writer-completes-after-wake", solo_finished(s, WAIT_MS), 1,
 			 "writer finished within %u ms of UFFDIO_WAKE", WAIT_MS)) {
 		r->stuck = true;
 		return;
 	}
-	pthread_join(s->thread, NULL);
-	free(s);
+	solo_free(s);
 	check_value(r, "one-wp-fault", (long long)handler_stats(&fx.h).wp, 1, "WP fault messages for one write");
 	gens = calloc(fx.a.npages, sizeof(*gens));
 	if (!gens)

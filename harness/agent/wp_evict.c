@@ -90,7 +90,7 @@ static void evict_workload(struct run *run, enum evict how)
 	}
 
 	set_phase(r, "read back even pages");
-	if (!check_value(r, "reads-complete", read_pages(r, &fx.a, fx.a.base, even, n_even, run->threads, WAIT_MS),
+	if (!check_value(r, "reads-complete", read_pages(r, &fx.a, fx.a.base, even, n_even, run->threads, false, WAIT_MS),
 			 1, "reader threads finished within %u ms", WAIT_MS))
 		return;
 	check_value(r, "reads-raise-no-fault", (long long)handler_stats(&fx.h).received, 0,

@@ -16,9 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -99,42 +97,7 @@ static void child_main(struct fx *fx, int c2p, int p2c)
 
 static bool recv_report(int fd, struct report *rep, unsigned ms)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return poll(&p, 1, (int)ms) == 1 && read(fd, rep, sizeof(*rep)) == (ssize_t)sizeof(*rep);
-}
-
-static bool reap(pid_t pid, int *status, unsigned ms)
-{
-	for (uint64_t until = now_ns() + ms * 1000000ULL;; sleep_ms(1)) {
-		pid_t got = waitpid(pid, status, WNOHANG);
-
-		if (got == pid)
-			return true;
-		if (got < 0 || now_ns() >= until)
-			return false;
-	}
-}
-
-/*
- * What became of a child that stopped reporting: still running, or how it ended. It is
- * not reaped here (WNOWAIT): until the caller reaps it, its pid cannot be reused.
- */
-static const char *child_fate(pid_t pid)
-{
-	static char fate[64];
-	siginfo_t si = { 0 };
-	char st = process_state(pid);
-
-	if (st && st != 'Z')
-		snprintf(fate, sizeof(fate), "child still alive, state %c", st);
-	else if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) || si.si_pid != pid)
-		snprintf(fate, sizeof(fate), "child gone");
-	else if (si.si_code == CLD_EXITED)
-		snprintf(fate, sizeof(fate), "child exited with status %d", si.si_status);
-	else
-		snprintf(fate, sizeof(fate), "child killed by %s", signal_name(si.si_status));
-	return fate;
+	return read_within(fd, rep, sizeof(*rep), ms);
 }
 
 /* Whether the writes were made: the child's checks that follow depend on them. */
@@ -209,7 +172,7 @@ static bool child_checks(struct fx *fx, enum variant v, pid_t pid, int c2p, int 
 	if (v == V_EVENT)
 		check_value(r, "child-write-faults-on-child-uffd", (long long)handler_stats(&fx->h).child_faults, 1,
 			    "WP faults read from the uffd the fork event delivered");
-	if (!check_value(r, "child-exits", reap(pid, &status, WAIT_MS), 1, "child exited within %u ms", WAIT_MS))
+	if (!check_value(r, "child-exits", reap_child(pid, &status, WAIT_MS), 1, "child exited within %u ms", WAIT_MS))
 		return false;
 	check_value(r, "child-exit-status", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), 0,
 		    "child exit status (128+N: killed by signal N)");
@@ -256,7 +219,7 @@ static void run_variant(struct run *run, enum variant v, size_t extra_hugepages)
 	/* A child stuck in a fault must not linger (and spin) into the next variant. */
 	if (!child_checks(&fx, v, pid, c2p[0], p2c[1])) {
 		kill(pid, SIGKILL);
-		reap(pid, &status, WAIT_MS);
+		reap_child(pid, &status, WAIT_MS);
 	}
 	if (r->stuck)
 		return;
@@ -276,8 +239,7 @@ void wp_fork_cow(struct run *run)
 	const struct mem_info *mi = mem_info(run->mem);
 	/* Private hugetlb copies on write: the parent's writes need a second set of pages. */
 	size_t extra = mi->hugetlb && !mi->shared ? run->pages + 1 : 0;
-	char source[48];
-	int fd;
+	const char *why;
 
 	if (!need_wp(run, 0))
 		return;
@@ -287,17 +249,10 @@ void wp_fork_cow(struct run *run)
 	run_variant(run, V_COW, extra);
 	if (run->r->stuck)
 		return;
-	if (!(run->features & UFFD_FEATURE_EVENT_FORK)) {
-		note(run->r, "event- variant not run: kernel lacks UFFD_FEATURE_EVENT_FORK");
+	why = fork_event_unusable(run);
+	if (why) {
+		note(run->r, "event- variant not run: %s", why);
 		return;
 	}
-	/* EVENT_FORK needs CAP_SYS_PTRACE; without it the variant cannot run here. */
-	fd = uffd_new(UFFD_FEATURE_EVENT_FORK, NULL, source, sizeof(source));
-	if (fd == -EPERM) {
-		note(run->r, "event- variant not run: UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE (EPERM)");
-		return;
-	}
-	if (fd >= 0)
-		close(fd);
 	run_variant(run, V_EVENT, extra);
 }

@@ -69,7 +69,7 @@ void wp_unpopulated(struct run *run)
 		check_wp_bits(r, "reprotect-sets-marker", fx.a.base, fx.a.psize, true);
 
 	set_phase(r, "read over markers");
-	if (!check_value(r, "reads-complete", read_pages(r, &fx.a, fx.a.base, even, n_even, run->threads, WAIT_MS), 1,
+	if (!check_value(r, "reads-complete", read_pages(r, &fx.a, fx.a.base, even, n_even, run->threads, false, WAIT_MS), 1,
 			 "reader threads finished within %u ms", WAIT_MS))
 		return;
 	check_value(r, "reads-raise-no-fault", (long long)handler_stats(&fx.h).received, 0,

@@ -46,7 +46,22 @@ WORKLOADS = {
     "wp-errors",
     "wp-unpopulated",
     "wp-async",
+    "minor-basic",
+    "minor-private",
+    "minor-anon-rejected",
+    "minor-fallocate",
+    "continue-errors",
+    "continue-dontwake",
+    "continue-wp",
+    "missing-copy",
+    "missing-zeropage",
+    "events",
+    "sigbus",
+    "stress",
 }
+CLASSIC_TYPES = {"anon", "shmem", "shmem-private", "hugetlb", "hugetlb-private"}
+# Arguments that keep a workload short where its default suits a suite, not a test loop.
+EXTRA_ARGS = {"stress": ["--seconds", "1"]}
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_SKIP = 0, 1, 2, 4
 
 
@@ -69,7 +84,8 @@ def run_agent(agent: Path, *args: str, timeout: float = 60) -> subprocess.Comple
 
 
 def run_json(agent: Path, *args: str) -> tuple[int, dict]:
-    proc = run_agent(agent, "run", *args)
+    extra = EXTRA_ARGS.get(args[0], []) if "--seconds" not in args else []
+    proc = run_agent(agent, "run", *args, *extra)
     assert proc.returncode != EXIT_USAGE, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -176,6 +192,11 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     by_name = {w["name"]: set(w["mem"]) for w in listed}
     assert by_name["wp-thp"] == {"anon-thp"}
     assert by_name["wp-zap"] == {"shmem", "hugetlb", "hugetlb-1g"}
+    assert by_name["minor-basic"] == {"shmem", "hugetlb", "hugetlb-1g"}
+    assert by_name["minor-private"] == {"shmem-private", "hugetlb-private"}
+    assert by_name["minor-anon-rejected"] == {"anon", "anon-thp"}
+    for name in ("missing-copy", "missing-zeropage", "events", "sigbus", "stress"):
+        assert by_name[name] == CLASSIC_TYPES, name
 
 
 def test_features_describe_this_kernel(agent: Path):
@@ -205,6 +226,8 @@ def test_features_describe_this_kernel(agent: Path):
         ["run", "wp-basic", "--mem", "no-such-mem"],
         ["run", "wp-basic", "--mem", "anon", "--pages", "many"],
         ["run", "wp-thp", "--mem", "anon"],
+        ["run", "minor-basic", "--mem", "anon"],
+        ["run", "stress", "--mem", "anon", "--seconds", "0"],
         ["run", "wp-basic", "--mem", "anon", "--sabotage", "nonsense"],
         ["suite", "--pages", "4"],
         ["run", "wp-basic", "--mem", "anon", "--filter", "wp-*"],
@@ -330,6 +353,39 @@ def test_a_stalled_handler_times_out_naming_the_phase(agent: Path):
     assert time.monotonic() - start < 10
     assert r["status"] == "fail"
     assert r["reason"].startswith("timed out in write"), r["reason"]
+
+
+def test_stress_reports_rates_and_latency_by_fault_kind(agent: Path):
+    start = time.monotonic()
+    r = uffd_result(agent, "stress", "--mem", "anon", "--seconds", "1", "--threads", "2")
+    assert r["status"] == "pass", r["reason"]
+    assert 1 <= time.monotonic() - start < 30
+    rates = r["rates"]
+    assert rates["bounces"] >= 1 and rates["seconds"] >= 1
+    assert set(rates["faults_per_s"]) == set(rates["latency_us"]) == {"missing", "wp", "minor"}
+    assert rates["faults_per_s"]["missing"] > 0
+    # Both printed to 3 decimals: the product matches the count only approximately.
+    fps = rates["faults_per_s"]["missing"]
+    assert fps * rates["seconds"] == pytest.approx(r["faults"]["missing"], rel=0.01, abs=2)
+    for lat in rates["latency_us"].values():
+        assert lat is None or 0 < lat["p50"] <= lat["p99"] <= lat["max"]
+    assert rates["latency_us"]["missing"]["samples"] > 0
+    assert r["params"]["seconds"] == 1 and r["params"]["threads"] == 2
+
+
+def test_stress_catches_a_misplaced_page(agent: Path):
+    # A real corruption, not a perturbed expectation: page 1 is filled from page 0.
+    r = uffd_result(
+        agent, "stress", "--mem", "anon", "--seconds", "1", "--sabotage", "misplace-copy"
+    )
+    assert r["status"] == "fail"
+    assert {"pages-in-place", "counters-match-after-bounce"} <= set(failed_checks(r)), r["reason"]
+    assert not any("perturbed" in c["detail"] for c in r["checks"])
+
+
+def test_the_watchdog_allows_for_seconds(agent: Path):
+    r = uffd_result(agent, "stress", "--mem", "anon", "--seconds", "2", "--timeout", "1")
+    assert r["status"] == "pass", r["reason"]
 
 
 def test_known_issues_name_real_workloads_and_checks(agent: Path):
