@@ -303,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS")
     r.set_defaults(func=cmd_run)
 
+    from .bench import add_bench_parser
+
+    add_bench_parser(sub)
+
     d = sub.add_parser("doctor", help="check the host for what the harness needs")
     d.add_argument(
         "--install", action="store_true", help="install what is missing (as root, with apt-get)"
