@@ -16,6 +16,7 @@ from .ssh import CommandTimeout
 REMOTE_PATH = "/tmp/uffd-agent"
 #: The agent's exit code for a usage error (0, 1 and 4 are kselftest's pass, fail, skip).
 EXIT_USAGE = 2
+DMESG_MARK = "@@uffd-harness: dmesg@@"
 
 
 @dataclass
@@ -55,17 +56,23 @@ class AgentSession:
         self.binary = binary
         self.digest = guest.push(binary, REMOTE_PATH, 0o755)
         self._features: dict | None = None
+        #: Kernel log read (and cleared) by calls since the last take_dmesg(); None: no call.
+        self.dmesg: str | None = None
 
     def call(self, args: list[str], timeout: float) -> AgentResult:
         cmd = shlex.join([REMOTE_PATH, *args])
+        # The kernel log written meanwhile comes back in the same round trip, after a
+        # marker on stderr: a second SSH exec per test costs ~90 ms under TCG.
+        wrapped = f'{cmd}; rc=$?; echo "{DMESG_MARK}" >&2; dmesg -c >&2; exit $rc'
         try:
-            res = self.guest.run(cmd, timeout)
+            res = self.guest.run(wrapped, timeout)
         except CommandTimeout as e:
             raise GuestHang(
                 cmd, timeout, self.guest.hang_dump(), e.stdout.decode(errors="replace")
             ) from None
         stdout = res.stdout.decode(errors="replace")
-        stderr = res.stderr.decode(errors="replace")
+        stderr, _, dmesg = res.stderr.decode(errors="replace").partition(f"{DMESG_MARK}\n")
+        self.dmesg = (self.dmesg or "") + dmesg
         if res.exit_code == EXIT_USAGE:
             raise AgentError(f"agent usage error for {cmd}: {stderr.strip()}")
         try:
@@ -74,6 +81,10 @@ class AgentSession:
             detail = f"exit code {res.exit_code}; stderr: {stderr.strip()[:500]}"
             raise AgentError(f"{e} ({detail})") from None
         return AgentResult(args, res.exit_code, data, stderr, res.duration)
+
+    def take_dmesg(self) -> str | None:
+        text, self.dmesg = self.dmesg, None
+        return text
 
     def features(self, timeout: float = 60.0) -> dict:
         if self._features is None:

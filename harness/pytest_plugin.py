@@ -139,6 +139,8 @@ class GuestPool:
         self.agent: AgentSession | None = None
         self.boots = 0
         self.boot_crashes: list[dict] = []
+        self.hardware_sent = False
+        self.pending_meta: dict = {}
         self.timeout: float | None = None
 
     def _healthy(self) -> bool:
@@ -170,17 +172,21 @@ class GuestPool:
         return self.guest
 
     def _record_hardware(self, guest: Guest) -> None:
-        if "hardware" in self.run.meta:
+        """Sent with the next report: under xdist only the controller writes results."""
+        if self.hardware_sent:
             return
+        self.hardware_sent = True
         kernel = {
             "release": guest.kernel.release,
             "version": guest.kernel.version,
             "path": str(guest.kernel.path),
         }
-        self.run.meta["hardware"] = hardware_fingerprint(
-            guest.spec.accel, guest.accel_reason, guest.spec.cpu_model, kernel
-        )
-        self.run.meta["kernel"] = kernel
+        self.pending_meta = {
+            "hardware": hardware_fingerprint(
+                guest.spec.accel, guest.accel_reason, guest.spec.cpu_model, kernel
+            ),
+            "kernel": kernel,
+        }
 
     def get_agent(self) -> AgentSession:
         guest = self.get()
@@ -253,6 +259,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     guest, start, pool = item.stash[_SLICE]
     run: RunDir = item.config.stash[_RUN]
+    if pool.pending_meta:
+        report.user_properties.append(("run_meta", pool.pending_meta))
+        pool.pending_meta = {}
     if pool.boot_crashes:
         report.user_properties += [("boot_crash", c) for c in pool.boot_crashes]
         pool.boot_crashes = []
@@ -275,15 +284,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     slice_path.parent.mkdir(parents=True, exist_ok=True)
     slice_path.write_text(text)
     report.user_properties.append(("log_slice", str(slice_path.relative_to(run.root))))
-    if guest.alive() and guest.ssh and guest.ssh.alive():
-        try:
-            dmesg = guest.run("dmesg -c", timeout=30).stdout
-        except HarnessError:
-            dmesg = None
-        if dmesg is not None:
-            dmesg_path = slice_path.with_name(f"{name}.dmesg.txt")
-            dmesg_path.write_bytes(dmesg)
-            report.user_properties.append(("dmesg", str(dmesg_path.relative_to(run.root))))
+    dmesg = _test_dmesg(guest, pool)
+    if dmesg is not None:
+        dmesg_path = slice_path.with_name(f"{name}.dmesg.txt")
+        dmesg_path.write_bytes(dmesg)
+        report.user_properties.append(("dmesg", str(dmesg_path.relative_to(run.root))))
     from .crashlog import parse
 
     crashes = parse(text)
@@ -308,6 +313,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.sections.append(("kernel log of this test (console)", text[-8000:]))
     if not guest.alive():
         report.user_properties.append(("guest_died", True))
+
+
+def _test_dmesg(guest: Guest, pool: "GuestPool") -> bytes | None:
+    """The kernel ring buffer written during the test (cleared as it is read). A test that
+    used the agent already has it from the agent's own round trip."""
+    agent = pool.agent
+    if agent is not None and agent.guest is guest:
+        text = agent.take_dmesg()
+        if text is not None:
+            return text.encode()
+    if not (guest.alive() and guest.ssh and guest.ssh.alive()):
+        return None
+    try:
+        return guest.run("dmesg -c", timeout=30).stdout
+    except HarnessError:
+        return None
 
 
 def _outcome(report: pytest.TestReport) -> str:
@@ -341,6 +362,8 @@ class ResultsRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         setup_problem = report.when == "setup" and not report.passed
         props = {k: v for k, v in report.user_properties if k != "crash"}
+        for key, value in props.get("run_meta", {}).items():
+            self.run.meta.setdefault(key, value)
         boot = [v for k, v in report.user_properties if k == "boot_crash"]
         if boot:
             self.run.meta.setdefault("boot_crashes", []).extend(boot)
@@ -361,6 +384,10 @@ class ResultsRecorder:
                 start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.start)),
             )
         )
+
+    def pytest_sessionfinish(self) -> None:
+        if self.run.records:
+            self.run.flush()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.run.records:

@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -202,13 +203,18 @@ def new_run_id() -> str:
 
 
 class RunDir:
-    """results/<run-id>/ and its files; rewritten after every record."""
+    """results/<run-id>/ and its files. results.json is rewritten after every record; the
+    derived files at most every FULL_FLUSH_S seconds and at close(), since rewriting them
+    all after every test costs more than the harness's own per-test work."""
+
+    FULL_FLUSH_S = 10.0
 
     def __init__(self, root: Path, meta: dict, run_id: str | None = None):
         self.run_id = run_id or new_run_id()
         self.root = root
         self.meta = meta
         self.records: list[TestRecord] = []
+        self._last_full = 0.0
 
     def add(self, record: TestRecord) -> None:
         self.records.append(record)
@@ -219,9 +225,13 @@ class RunDir:
                 script, f"#!/bin/sh\n# {record.name}: {record.outcome}\nexec {record.reproduce}\n"
             )
             script.chmod(0o755)
-        self.flush()
+        atomic_write(self.root / "results.json", to_json(self.records, self.meta))
+        if time.monotonic() - self._last_full >= self.FULL_FLUSH_S:
+            self.flush()
 
     def flush(self) -> None:
+        """Write every file now (the end of a run, interrupted or not, calls this)."""
+        self._last_full = time.monotonic()
         atomic_write(self.root / "results.json", to_json(self.records, self.meta))
         atomic_write(self.root / "junit.xml", to_junit(self.records))
         atomic_write(self.root / "kcidb.json", to_kcidb(self.records, self.meta, self.run_id))
