@@ -64,13 +64,11 @@ def count_line(records: list[TestRecord]) -> str:
 
 
 def to_json(records: list[TestRecord], meta: dict) -> str:
-    return (
-        json.dumps(
-            {"meta": meta, "counts": counts(records), "tests": [asdict(r) for r in records]},
-            indent=2,
-        )
-        + "\n"
-    )
+    # One record per line: rewritten after every test, so indenting every agent check
+    # would make it several times larger and slower to write; still greppable.
+    tests = ",\n  ".join(json.dumps(asdict(r), separators=(",", ":")) for r in records)
+    head = json.dumps({"meta": meta, "counts": counts(records)}, separators=(",", ":"))
+    return f'{head[:-1]},\n "tests": [\n  {tests}\n ]\n}}\n'
 
 
 def to_junit(records: list[TestRecord], suite: str = "uffd-harness") -> str:
