@@ -201,9 +201,10 @@ def new_run_id() -> str:
 
 
 class RunDir:
-    """results/<run-id>/ and its files. results.json is rewritten after every record; the
-    derived files at most every FULL_FLUSH_S seconds and at close(), since rewriting them
-    all after every test costs more than the harness's own per-test work."""
+    """results/<run-id>/ and its files: results.jsonl gets a line per test as it ends;
+    results.json and the derived files are rewritten at most every FULL_FLUSH_S seconds
+    and by flush() at the end, since rewriting them all after every test cost more than
+    the rest of the harness's per-test work (~90 ms at 100 tests)."""
 
     FULL_FLUSH_S = 10.0
 
@@ -223,7 +224,11 @@ class RunDir:
                 script, f"#!/bin/sh\n# {record.name}: {record.outcome}\nexec {record.reproduce}\n"
             )
             script.chmod(0o755)
-        atomic_write(self.root / "results.json", to_json(self.records, self.meta))
+        # One appended line per test is O(1) and survives even a SIGKILL; the full files
+        # are rewritten at most every FULL_FLUSH_S and at the end (Ctrl-C included).
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "results.jsonl").open("a") as f:
+            f.write(json.dumps(asdict(record), separators=(",", ":")) + "\n")
         if time.monotonic() - self._last_full >= self.FULL_FLUSH_S:
             self.flush()
 

@@ -79,13 +79,17 @@ def test_kcidb():
     assert all(t["build_id"] == build["id"] and t["origin"] == "uffd_harness" for t in doc["tests"])
 
 
-def test_run_dir_is_valid_after_every_record(tmp_path):
+def test_run_dir_keeps_every_record_and_valid_files(tmp_path):
     run = RunDir(tmp_path / "r", {"run_id": "x"}, "x")
     for i, rec in enumerate(records(), start=1):
         run.add(rec)
-        data = json.loads((tmp_path / "r" / "results.json").read_text())
-        assert len(data["tests"]) == i
+        lines = (tmp_path / "r" / "results.jsonl").read_text().splitlines()
+        assert [json.loads(ln)["name"] for ln in lines] == [r.name for r in records()[:i]]
+        # The full files exist from the first record on and are always valid.
+        json.loads((tmp_path / "r" / "results.json").read_text())
         ET.fromstring((tmp_path / "r" / "junit.xml").read_text().split("?>", 1)[1])
+    run.flush()
+    assert len(json.loads((tmp_path / "r" / "results.json").read_text())["tests"]) == 4
     assert not list((tmp_path / "r").glob(".*"))  # no temporary files left
 
 
