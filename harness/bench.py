@@ -1010,12 +1010,12 @@ class Bench:
 
 def measure_builds(b: Bench) -> None:
     from .agent.build import build_agent
-    from .guest import modules_dir
     from .image import build_image
     from .kernel import pvh_vmlinux
+    from .kernel_build import find_modules_tree
 
     kernel = b.template.kernel
-    modules = modules_dir(kernel)
+    modules = find_modules_tree(kernel)
     b.say("builds", f"{b.runs} cold and cached builds of the image, the agent and the vmlinux")
 
     def cold(fn: Callable[[Path], object]) -> Callable[[], float]:

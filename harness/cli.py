@@ -304,8 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     from .bench import add_bench_parser
+    from .kernel_build import add_kernel_parser
 
     add_bench_parser(sub)
+    add_kernel_parser(sub)
 
     d = sub.add_parser("doctor", help="check the host for what the harness needs")
     d.add_argument(

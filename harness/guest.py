@@ -15,6 +15,7 @@ from .console import ANY_OUTPUT, GUEST_ERROR, READY, ConsoleLog
 from .hostmem import host_backing, hugetlbfs_mounts, read_pools
 from .image import DEFAULT_RECIPE, GuestImage, build_image
 from .kernel import KernelImage, default_kernel, inspect_kernel, pvh_vmlinux
+from .kernel_build import config_warnings, find_modules_tree
 from .qemu import TOKEN_PARAM, LaunchFiles, QemuExited, QemuProcess, build_argv, free_port
 from .spec import GuestSpec, format_pagesize, parse_hugepages, parse_size_mb
 from .ssh import RunResult, SshSession, connect
@@ -32,11 +33,6 @@ RUN_LOGLEVEL = 7
 
 class PhaseTimeout(HarnessError):
     pass
-
-
-def modules_dir(kernel: KernelImage, base: Path = Path("/lib/modules")) -> Path | None:
-    tree = base / kernel.release
-    return tree if (tree / "modules.dep").exists() else None
 
 
 class Guest:
@@ -84,7 +80,7 @@ class Guest:
 
     def _image(self) -> None:
         t0 = time.monotonic()
-        self.image = build_image(modules_dir(self.kernel), self.recipe)
+        self.image = build_image(find_modules_tree(self.kernel), self.recipe)
         how = "cached" if self.image.cached else "built"
         self.progress("image", f"{how} {self.image.initrd} in {time.monotonic() - t0:.2f} s")
         t0 = time.monotonic()
@@ -279,6 +275,8 @@ def guest_from_settings(
     kernel_arg = settings.get("kernel")
     kernel = inspect_kernel(Path(str(kernel_arg))) if kernel_arg else default_kernel()
     say("kernel", f"{kernel.path}: {kernel.release}")
+    for warning in config_warnings(kernel):
+        say("kernel", f"WARNING: {warning}")
     accel = choose_accel(str(settings["accel"]))
     say("accel", accel.reason)
     spec = GuestSpec(
