@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import email.header
 import email.parser
+import hashlib
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import HarnessError, UsageError
+from .cache import cache_root
 from .kernel import (
     KernelImage,
     bzimage_payload,
@@ -699,13 +701,32 @@ def build_tree_of(kernel: KernelImage) -> Path | None:
     return None
 
 
-def config_sources(kernel: KernelImage, boot: Path = Path("/boot")) -> list[ConfigSource]:
-    """Every config found for this kernel, the most trustworthy first."""
-    found: list[ConfigSource] = []
-    data = kernel.path.read_bytes()
+def _embedded_config_of(image: Path, cache: Path | None) -> str | None:
+    """The IKCONFIG of a bzImage. Unpacking an xz distro kernel takes seconds and every boot
+    asks, so the answer (even "none") is cached by the image's content."""
+    data = image.read_bytes()
+    entry = None
+    if cache:
+        entry = cache / "kconfig" / hashlib.sha256(data).hexdigest()[:32]
+        if entry.exists():
+            return entry.read_text() or None
     payload = bzimage_payload(data)
     unpacked = decompress_payload(*payload) if payload else None
-    if unpacked and (text := embedded_config(unpacked)):
+    text = embedded_config(unpacked) if unpacked else None
+    if entry:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
+        tmp.write_text(text or "")
+        os.replace(tmp, entry)
+    return text
+
+
+def config_sources(
+    kernel: KernelImage, boot: Path = Path("/boot"), cache: Path | None = None
+) -> list[ConfigSource]:
+    """Every config found for this kernel, the most trustworthy first."""
+    found: list[ConfigSource] = []
+    if text := _embedded_config_of(kernel.path, cache):
         found.append(ConfigSource("embedded", None, text))
     tree = build_tree_of(kernel)
     if tree and (tree / ".config").is_file():
@@ -732,7 +753,7 @@ def find_modules_tree(kernel: KernelImage, system: Path = Path("/lib/modules")) 
 
 def config_warnings(kernel: KernelImage) -> list[str]:
     """What a boot of this kernel will lack, for the harness to print before booting."""
-    sources = config_sources(kernel)
+    sources = config_sources(kernel, cache=cache_root())
     if not sources:
         return [
             f"{kernel.path}: no config found (no embedded IKCONFIG, no .config beside it, "
@@ -978,6 +999,24 @@ def _check_tree(src: Path, out: Path) -> None:
         )
     if out.resolve() == src.resolve():
         raise UsageError("--out must not be the source tree; builds are out of tree")
+    other = built_from(out)
+    if other and other.resolve() != src.resolve():
+        # make would reuse objects compiled from the other tree wherever they look newer.
+        raise UsageError(
+            f"--out {out} holds a build of another tree ({other}); use another --out, or "
+            f"delete {out} first"
+        )
+
+
+def built_from(out: Path) -> Path | None:
+    """The source tree of an existing build directory, from the Makefile kbuild puts there
+    ("include /path/to/linux/Makefile")."""
+    try:
+        text = (out / "Makefile").read_text()
+    except OSError:
+        return None
+    m = re.search(r"^include (\S+)/Makefile$", text, re.M)
+    return Path(m[1]) if m else None
 
 
 def _check_tools() -> None:
@@ -1176,7 +1215,8 @@ def format_info(kernel: KernelImage, sources: list[ConfigSource], modules: Path 
 
 def cmd_kernel_info(args: argparse.Namespace) -> int:
     kernel = _resolve_kernel(args.kernel)
-    print(format_info(kernel, config_sources(kernel), find_modules_tree(kernel)))
+    sources = config_sources(kernel, cache=cache_root())
+    print(format_info(kernel, sources, find_modules_tree(kernel)))
     return 0
 
 

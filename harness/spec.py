@@ -153,4 +153,8 @@ def merge_settings(flags: dict[str, object], config: dict[str, object]) -> dict[
     merged = dict(DEFAULTS)
     merged.update(config)
     merged.update({k: v for k, v in flags.items() if k in SETTING_TYPES and v is not None})
+    if merged["kernel"]:
+        # Absolute, so subprocesses, reproduce lines and xdist workers in other
+        # directories mean the same file.
+        merged["kernel"] = str(Path(str(merged["kernel"])).absolute())
     return merged
