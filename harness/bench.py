@@ -1512,12 +1512,9 @@ def host_meta(b: Bench) -> dict[str, Any]:
 
     template = b.template
     spec = template.spec
-    try:
-        qemu = subprocess.run(
-            ["qemu-system-x86_64", "--version"], capture_output=True, text=True
-        ).stdout.splitlines()[0]
-    except (OSError, IndexError):
-        qemu = "unknown"
+    from .results import qemu_version
+
+    qemu = qemu_version()
     return {
         "harness": __version__,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -14,22 +14,11 @@ from . import HarnessError, UsageError
 from .accel import ACCELS
 from .agent_session import GuestHang
 from .guest import Guest, guest_from_settings
+from .progress import Clock
 from .spec import DEFAULTS, load_guest_config, merge_settings
 from .ssh import CommandTimeout
 
 EXIT_TIMEOUT = 124  # as timeout(1) does
-
-
-class Clock:
-    """Prints '[  1.23s] phase: message' lines on stderr, timed from the command's start."""
-
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
-
-    def __call__(self, phase: str, message: str) -> None:
-        print(
-            f"[{time.monotonic() - self.t0:6.2f}s] {phase}: {message}", file=sys.stderr, flush=True
-        )
 
 
 def add_guest_args(p: argparse.ArgumentParser) -> None:

@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import zlib
@@ -35,6 +34,7 @@ from .kernel import (
     default_kernel,
     inspect_kernel,
 )
+from .progress import Clock
 
 Progress = Callable[[str, str], None]
 
@@ -1145,18 +1145,8 @@ def install_modules(make: Make, out: Path, progress: Progress) -> Path:
 # =========================================================================================
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
-
-    def __call__(self, phase: str, message: str) -> None:
-        print(
-            f"[{time.monotonic() - self.t0:7.1f}s] {phase}: {message}", file=sys.stderr, flush=True
-        )
-
-
 def cmd_kernel_build(args: argparse.Namespace) -> int:
-    clock = _Clock()
+    clock = Clock()
     req = BuildRequest(
         src=args.src,
         out=args.out or Path("build") / args.src.resolve().name,

@@ -161,6 +161,14 @@ def to_kcidb(records: list[TestRecord], meta: dict, run_id: str) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+def qemu_version() -> str:
+    try:
+        out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True)
+        return out.stdout.splitlines()[0]
+    except (OSError, IndexError):
+        return "unknown"
+
+
 def hardware_fingerprint(
     accel: str, accel_reason: str, guest_cpu: str, kernel: dict, cpuinfo: str | None = None
 ) -> dict:
@@ -174,12 +182,6 @@ def hardware_fingerprint(
             model = value.strip()
         if key.strip() == "flags" and not flags:
             flags = value.split()
-    try:
-        qemu = subprocess.run(
-            ["qemu-system-x86_64", "--version"], capture_output=True, text=True
-        ).stdout.splitlines()[0]
-    except (OSError, IndexError):
-        qemu = "unknown"
     return {
         "host": {
             "cpu_model": model,
@@ -188,7 +190,7 @@ def hardware_fingerprint(
             "kernel": platform.release(),
             "python": platform.python_version(),
         },
-        "qemu": qemu,
+        "qemu": qemu_version(),
         "accel": accel,
         "accel_reason": accel_reason,
         "guest_cpu": guest_cpu,
