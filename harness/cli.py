@@ -11,44 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import HarnessError, UsageError
-from .accel import ACCELS
 from .agent_session import GuestHang
 from .guest import Guest, guest_from_settings
+from .options import GUEST_OPTIONS, SUITE_OPTIONS, add_options, as_flags
 from .progress import Clock
-from .spec import DEFAULTS, load_guest_config, merge_settings
+from .spec import load_guest_config, merge_settings
 from .ssh import CommandTimeout
 
 EXIT_TIMEOUT = 124  # as timeout(1) does
 
 
 def add_guest_args(p: argparse.ArgumentParser) -> None:
-    """Guest flags; each defaults to None so a --guest-config file can fill it in."""
-    d = DEFAULTS
-    g = p.add_argument_group("guest")
-    g.add_argument("--kernel", help="x86 bzImage to boot (default: newest packaged kernel)")
-    g.add_argument(
-        "--accel",
-        choices=ACCELS,
-        help="auto (default): KVM only if /dev/kvm works and the CPU has vmx/svm",
-    )
-    g.add_argument("--cpu", help="QEMU -cpu model (default: max under TCG, host under KVM)")
-    g.add_argument("--smp", type=int, help=f"guest CPUs (default {d['smp']})")
-    g.add_argument("--mem", help=f"guest RAM (default {d['mem']})")
-    g.add_argument(
-        "--hugepages", metavar="SIZE:N,...", help=f"guest hugepage pools (default {d['hugepages']})"
-    )
-    g.add_argument(
-        "--host-hugepages",
-        action="store_true",
-        default=None,
-        help="back guest RAM with host hugetlbfs pages",
-    )
-    g.add_argument(
-        "--guest-config",
-        type=Path,
-        metavar="FILE.yaml",
-        help="the same settings in YAML; flags win",
-    )
+    add_options(p.add_argument_group("guest").add_argument, GUEST_OPTIONS)
 
 
 def settings_from_args(args: argparse.Namespace) -> dict[str, object]:
@@ -181,22 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not suite.is_file():
         raise UsageError(f"{suite} not found: `uffd-harness run` runs the suite of a checkout")
     results = args.results or Path("results") / new_run_id()
-    argv = [str(suite), "--results", str(results)]
-    for key in (
-        "kernel",
-        "accel",
-        "cpu",
-        "smp",
-        "mem",
-        "hugepages",
-        "guest_config",
-        "guest_timeout",
-    ):
-        if getattr(args, key) is not None:
-            argv += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
-    for key in ("host_hugepages", "fresh_guest", "panic_on_warn"):
-        if getattr(args, key):
-            argv.append(f"--{key.replace('_', '-')}")
+    values = {**vars(args), "results": results}
+    argv = [str(suite), *as_flags(values, GUEST_OPTIONS), *as_flags(values, SUITE_OPTIONS)]
     argv += args.pytest_args
     print(f"uffd-harness run: pytest {' '.join(argv)}", file=sys.stderr, flush=True)
     rc = int(pytest.main(argv))
@@ -278,17 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "table; arguments after -- go to pytest (e.g. -k wp- -x -n 2).",
     )
     add_guest_args(r)
-    r.add_argument(
-        "--results", type=Path, metavar="DIR", help="results directory (default results/<run-id>)"
-    )
-    r.add_argument(
-        "--guest-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="limit per guest command (default 300 under TCG, 120 under KVM)",
-    )
-    r.add_argument("--fresh-guest", action="store_true", help="a new guest for every test")
-    r.add_argument("--panic-on-warn", action="store_true", help="boot with panic_on_warn=1")
+    add_options(r.add_argument, SUITE_OPTIONS)
     r.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS")
     r.set_defaults(func=cmd_run)
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from . import HarnessError
-from .accel import ACCELS
 from .agent_session import AgentSession, GuestHang
 from .guest import Guest, guest_from_settings
 from .kernel import KernelImage, default_kernel, inspect_kernel
+from .options import GUEST_OPTIONS, SUITE_OPTIONS, add_options
 from .results import RunDir, TestRecord, hardware_fingerprint, new_run_id
-from .spec import DEFAULTS, load_guest_config, merge_settings
+from .spec import load_guest_config, merge_settings
 from .ssh import CommandTimeout
 
 #: Default per-test limit for a guest command, per accelerator.
@@ -29,41 +29,8 @@ _RUN = pytest.StashKey[RunDir]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("uffd-harness", "uffd-harness guests")
-    g.addoption("--kernel", help="x86 bzImage for guest tests (default: newest packaged)")
-    g.addoption("--accel", choices=ACCELS, help="auto (default), kvm or tcg")
-    g.addoption("--cpu", help="QEMU -cpu model (default: max under TCG, host under KVM)")
-    g.addoption("--smp", type=int, help=f"guest CPUs (default {DEFAULTS['smp']})")
-    g.addoption("--mem", help=f"guest RAM (default {DEFAULTS['mem']})")
-    g.addoption("--hugepages", help=f"guest hugepage pools (default {DEFAULTS['hugepages']})")
-    g.addoption(
-        "--host-hugepages",
-        action="store_true",
-        default=None,
-        help="back guest RAM with host hugetlbfs pages",
-    )
-    g.addoption(
-        "--guest-config",
-        type=Path,
-        metavar="FILE.yaml",
-        help="guest settings in YAML; command-line flags win",
-    )
-    g.addoption(
-        "--results", type=Path, metavar="DIR", help="where results go (default results/<run-id>)"
-    )
-    g.addoption(
-        "--guest-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="limit per guest command (default 300 under TCG, 120 under KVM)",
-    )
-    g.addoption("--fresh-guest", action="store_true", help="a new guest for every test")
-    g.addoption(
-        "--panic-on-warn",
-        action="store_true",
-        default=None,
-        help="boot guests with panic_on_warn=1",
-    )
+    group = parser.getgroup("uffd-harness", "uffd-harness guests")
+    add_options(group.addoption, GUEST_OPTIONS + SUITE_OPTIONS)
 
 
 def _settings(config: pytest.Config) -> dict[str, object]:
