@@ -52,7 +52,8 @@ else
   # QEMU's user-mode network: fixed addresses, no DHCP round trip needed.
   ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
   route add default gw 10.0.2.2
-  dropbear -s -r /etc/dropbear/host_key -p 22 -P /tmp/dropbear.pid 2>/dev/console
+  # -E: dropbear's own errors (a refused channel, a lost session) land in the console log.
+  dropbear -E -s -r /etc/dropbear/host_key -p 22 -P /tmp/dropbear.pid 2>/dev/console
   tries=0
   # 0016 is port 22 and 0A is LISTEN in /proc/net/tcp.
   until grep -q ':0016 00000000:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do

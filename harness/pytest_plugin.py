@@ -7,6 +7,7 @@ from any directory once the package is installed.
 import re
 import shlex
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,6 +225,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.user_properties.append(("uffd_guest", True))
     if report.when != "call" or _SLICE not in item.stash:
         return
+    try:
+        _attach_evidence(item, call, report)
+    except Exception as e:
+        # An exception here would abort the whole session (INTERNALERROR) and lose every
+        # later test: it fails this one instead, saying what broke.
+        report.outcome = "failed"
+        report.longrepr = (
+            f"uffd-harness could not collect this test's kernel evidence: "
+            f"{type(e).__name__}: {e}\n\n{traceback.format_exc()[-4000:]}"
+        )
+
+
+def _attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
+    """The test's console slice, ring buffer and crash titles, added to its report; a
+    kernel crash turns the report into a failure."""
     guest, start, pool = item.stash[_SLICE]
     run: RunDir = item.config.stash[_RUN]
     if pool.pending_meta:
@@ -251,7 +267,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     slice_path.parent.mkdir(parents=True, exist_ok=True)
     slice_path.write_text(text)
     report.user_properties.append(("log_slice", str(slice_path.relative_to(run.root))))
-    dmesg = _test_dmesg(guest, pool)
+    try:
+        dmesg = _test_dmesg(guest, pool)
+    except HarnessError as e:
+        dmesg = None
+        report.user_properties.append(("dmesg_error", str(e)))
+        report.sections.append(("dmesg not collected", str(e)))
     if dmesg is not None:
         dmesg_path = slice_path.with_name(f"{name}.dmesg.txt")
         dmesg_path.write_bytes(dmesg)
@@ -292,10 +313,7 @@ def _test_dmesg(guest: Guest, pool: "GuestPool") -> bytes | None:
             return text.encode()
     if not (guest.alive() and guest.ssh and guest.ssh.alive()):
         return None
-    try:
-        return guest.run("dmesg -c", timeout=30).stdout
-    except HarnessError:
-        return None
+    return guest.run("dmesg -c", timeout=30).stdout
 
 
 def _outcome(report: pytest.TestReport) -> str:

@@ -87,10 +87,9 @@ class SshSession:
         Raises CommandTimeout (with the output so far) when it does not finish in time.
         """
         start = time.monotonic()
-        chan = self.transport.open_session(timeout=timeout)
+        chan = self._exec(cmd, timeout)
         out, err = bytearray(), bytearray()
         try:
-            chan.exec_command(cmd)
             if stdin is not None:
                 view = memoryview(stdin)
                 while view:
@@ -129,9 +128,34 @@ class SshSession:
             code = chan.recv_exit_status()
             if code == -1:  # the channel closed without an exit status
                 raise HarnessError(f"SSH connection lost while running: {cmd} (no exit status)")
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            raise HarnessError(f"SSH failed while running: {cmd}: {e or type(e).__name__}") from e
         finally:
             chan.close()
         return RunResult(code, bytes(out), bytes(err), time.monotonic() - start)
+
+    def _exec(self, cmd: str, timeout: float) -> paramiko.Channel:
+        """A channel running `cmd`. A server that refuses the exec request has not started
+        the command, so that is retried once on a new channel before it counts."""
+        failure: Exception | None = None
+        for _ in range(2):
+            try:
+                chan = self.transport.open_session(timeout=timeout)
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                raise HarnessError(f"SSH: cannot open a channel for: {cmd}: {e}") from e
+            try:
+                chan.exec_command(cmd)
+                return chan
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                chan.close()
+                failure = e
+                if not self.transport.is_active():
+                    break
+        state = "still up" if self.transport.is_active() else "lost"
+        raise HarnessError(
+            f"SSH: the guest refused to run {cmd!r} ({failure}; connection {state}); "
+            "its console log may say why"
+        ) from failure
 
     def push(self, local: Path, remote: str, mode: int = 0o644, timeout: float = 120.0) -> str:
         """Copy a file to the guest and verify its sha256 there; return the digest."""
