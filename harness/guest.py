@@ -5,7 +5,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from . import HarnessError
@@ -16,12 +15,11 @@ from .hostmem import host_backing, hugetlbfs_mounts, read_pools
 from .image import DEFAULT_RECIPE, GuestImage, build_image
 from .kernel import KernelImage, default_kernel, inspect_kernel, pvh_vmlinux
 from .kernel_build import config_warnings, find_modules_tree
+from .progress import Progress
 from .qemu import TOKEN_PARAM, LaunchFiles, QemuExited, QemuProcess, build_argv, free_port
 from .spec import GuestSpec, format_pagesize, parse_hugepages, parse_size_mb
 from .ssh import RunResult, SshSession, connect
 from .sshkeys import client_key
-
-Progress = Callable[[str, str], None]
 
 #: Seconds from QEMU start to the guest's READY line, per accelerator.
 BOOT_TIMEOUT = {"kvm": 60.0, "tcg": 180.0}

@@ -2,6 +2,10 @@
 
 import sys
 import time
+from collections.abc import Callable
+
+#: A sink for (phase, message) progress lines; Clock is the one that prints them.
+Progress = Callable[[str, str], None]
 
 
 class Clock:

@@ -9,32 +9,34 @@ from pathlib import Path
 
 import pytest
 
-from harness import bench
-from harness.bench import (
+from harness import bench, bench_boot, bench_report
+from harness.bench_profile import (
     BootRecord,
-    Figure,
-    ProfileRow,
     boot_difference,
     boot_profile,
     boot_stages,
-    cheapest_case,
-    compute_ratios,
-    evaluate_targets,
-    fmt_seconds,
     kernel_clock,
     overhead_profile,
     overheads,
     parse_printk,
-    render,
-    report_json,
     slowest_agents,
     ssh_kind,
-    stats,
     steady_tests,
-    stress_rows,
     suite_breakdown,
     time_parts,
     top_functions,
+)
+from harness.bench_report import (
+    Figure,
+    ProfileRow,
+    cheapest_case,
+    compute_ratios,
+    evaluate_targets,
+    fmt_seconds,
+    render,
+    report_json,
+    stats,
+    stress_rows,
 )
 
 # -- recorded figures ---------------------------------------------------------------------
@@ -379,7 +381,7 @@ def test_top_functions_walks_two_levels_from_the_costliest_harness_call():
     parse = ("/x/harness/modules.py", 18, "parse_modules_dep")
     ldd = ("/usr/lib/python3.11/subprocess.py", 506, "run")
     tiny = ("/x/harness/image.py", 44, "load_recipe")
-    caller = ("/x/harness/bench.py", 1, "<lambda>")
+    caller = ("/x/harness/bench_builds.py", 1, "<lambda>")
     raw = {
         caller: (1, 1, 0.0, 0.2, {}),
         root: (1, 1, 0.0, 0.2, {caller: (1, 1, 0.0, 0.2)}),
@@ -425,9 +427,9 @@ def test_stress_rows_without_a_rates_block_fall_back_to_counts_and_overall_laten
 # -- output ---------------------------------------------------------------------------------
 
 
-def recorded_report(stress: dict | None = None) -> bench.BenchReport:
+def recorded_report(stress: dict | None = None) -> bench_report.BenchReport:
     figures = recorded_figures()
-    return bench.BenchReport(
+    return bench_report.BenchReport(
         meta={
             "release": "6.1.0-56-amd64",
             "accel": "tcg",
@@ -527,7 +529,7 @@ def test_bench_subcommand_rejects_bad_values(argv, capsys):
 
 def test_console_watch_times_whole_lines(tmp_path: Path):
     log = tmp_path / "console.log"
-    with bench.ConsoleWatch(log, poll=0.01) as watch, log.open("wb", buffering=0) as f:
+    with bench_boot.ConsoleWatch(log, poll=0.01) as watch, log.open("wb", buffering=0) as f:
         f.write(b"[    0.05] tsc: first\nuffd-harness: ini")
         deadline = time.monotonic() + 10
         while not watch.lines and time.monotonic() < deadline:
@@ -544,8 +546,8 @@ def test_console_watch_times_whole_lines(tmp_path: Path):
 def test_bare_initramfs_holds_only_busybox_and_the_trivial_init(tmp_path: Path):
     if not Path("/bin/busybox").exists():
         pytest.skip("busybox-static is not installed")
-    data = bench.bare_initramfs(tmp_path / "bare.cpio").read_bytes()
+    data = bench_boot.bare_initramfs(tmp_path / "bare.cpio").read_bytes()
     for name in (b"init\0", b"bin/busybox\0", b"bin/sh\0", b"dev/console\0"):
         assert name in data
-    assert bench.BARE_INIT in data
+    assert bench_boot.BARE_INIT in data
     assert b"dropbear" not in data

@@ -1,0 +1,125 @@
+"""kernel info: a kernel's config found on disk, and what it means for the suite."""
+
+import gzip
+import struct
+from pathlib import Path
+
+from harness.kernel import inspect_kernel
+from harness.kernel_build import BZIMAGE, config_warnings, find_modules_tree
+from harness.kernel_info import assess_config, config_sources, embedded_config, format_info
+
+from .test_kconfig import RECORDED_CONFIG
+
+# -- kernel info and modules ------------------------------------------------------------------
+
+
+def fake_bzimage(path: Path, version: str, kernel_bytes: bytes) -> Path:
+    """A bzImage as far as the header and payload go: gzip payload after one setup sector."""
+    payload = gzip.compress(kernel_bytes)
+    data = bytearray(1024)
+    data[0x1F1] = 1  # setup_sects: the payload area starts at (1 + 1) * 512
+    struct.pack_into("<H", data, 0x1FE, 0xAA55)
+    data[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", data, 0x20E, 0x300 - 0x200)
+    data[0x300 : 0x300 + len(version) + 1] = version.encode() + b"\0"
+    struct.pack_into("<II", data, 0x248, 0, len(payload))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data) + payload)
+    return path
+
+
+def ikconfig(text: str) -> bytes:
+    return b"\x7fELF...code..." + b"IKCFG_ST" + gzip.compress(text.encode()) + b"IKCFG_ED..."
+
+
+VERSION = "6.1.192-uffd-min (root@host) (gcc (Debian 12.2.0-14) 12.2.0) #1 SMP Sat Nov 22"
+
+
+def test_embedded_config_is_found():
+    assert embedded_config(ikconfig("CONFIG_USERFAULTFD=y\n")) == "CONFIG_USERFAULTFD=y\n"
+    assert embedded_config(b"no config here") is None
+
+
+def test_config_sources_in_build_tree(tmp_path):
+    out = tmp_path / "build" / "min"
+    bz = fake_bzimage(out / BZIMAGE, VERSION, ikconfig(RECORDED_CONFIG))
+    (out / ".config").write_text(RECORDED_CONFIG.replace("CONFIG_ZRAM=y", "CONFIG_ZRAM=m"))
+    kernel = inspect_kernel(bz)
+    sources = config_sources(kernel, boot=tmp_path / "boot")
+    assert [s.kind for s in sources] == ["embedded", "build tree"]
+    info = format_info(kernel, sources, find_modules_tree(kernel, tmp_path / "modules"))
+    assert "release:  6.1.192-uffd-min" in info
+    assert "build:    (root@host) (gcc (Debian 12.2.0-14) 12.2.0) #1 SMP Sat Nov 22" in info
+    assert "config:   embedded in the kernel (CONFIG_IKCONFIG)" in info
+    assert f"also build tree: {out / '.config'} (DIFFERENT)" in info
+    assert "modules:  none needed: CONFIG_MODULES is not set" in info
+    assert "  CONFIG_USERFAULTFD                  y" in info
+
+
+def test_embedded_config_is_cached_by_image_content(tmp_path):
+    bz = fake_bzimage(tmp_path / "bzImage", VERSION, ikconfig("CONFIG_USERFAULTFD=y\n"))
+    kernel = inspect_kernel(bz)
+    cache = tmp_path / "cache"
+    first = config_sources(kernel, boot=tmp_path, cache=cache)
+    (entry,) = (cache / "kconfig").iterdir()
+    entry.write_text("CONFIG_FROM_CACHE=y\n")
+    assert config_sources(kernel, boot=tmp_path, cache=cache)[0].text == "CONFIG_FROM_CACHE=y\n"
+    assert first[0].text == "CONFIG_USERFAULTFD=y\n"
+    # No embedded config is remembered too, and a changed image is looked at afresh.
+    fake_bzimage(bz, VERSION, b"no config")
+    assert config_sources(inspect_kernel(bz), boot=tmp_path, cache=cache) == []
+    assert len(list((cache / "kconfig").iterdir())) == 2
+
+
+def test_boot_config_and_the_userfaultfd_warning(tmp_path):
+    bz = fake_bzimage(
+        tmp_path / "vmlinuz-6.1.0-9-amd64",
+        VERSION.replace("6.1.192-uffd-min", "6.1.0-9-amd64"),
+        b"",
+    )
+    (tmp_path / "config-6.1.0-9-amd64").write_text("# CONFIG_USERFAULTFD is not set\n")
+    kernel = inspect_kernel(bz)
+    sources = config_sources(kernel, boot=tmp_path)
+    assert [s.kind for s in sources] == ["/boot"]
+    info = format_info(kernel, sources, None)
+    assert "  CONFIG_USERFAULTFD is not set: every uffd workload will skip" in info
+    # The arch and PTE-marker options follow from USERFAULTFD: no separate warnings.
+    assert "HAVE_ARCH_USERFAULTFD_WP is not set" not in info
+
+
+def test_no_config_anywhere_is_said(tmp_path):
+    kernel = inspect_kernel(fake_bzimage(tmp_path / "bzImage", VERSION, b""))
+    assert config_warnings(kernel)[0].endswith("cannot tell what the suite will skip")
+
+
+def test_assess_modular_drivers():
+    values = {"USERFAULTFD": "y", "VIRTIO_NET": "m", "VIRTIO_PCI": "y", "ZRAM": "m"}
+    with_modules = {f.check.option: f.problem for f in assess_config(values, True)}
+    assert with_modules["VIRTIO_NET"] is None and with_modules["ZRAM"] is None
+    without = {f.check.option: f.problem for f in assess_config(values, False)}
+    assert without["VIRTIO_NET"] == (
+        "CONFIG_VIRTIO_NET is a module but no modules tree was found: "
+        "the guest has no network: SSH is impossible"
+    )
+    assert without["KASAN"] is None  # debug options inform, never warn
+
+
+def test_find_modules_tree(tmp_path):
+    out = tmp_path / "build" / "std"
+    bz = fake_bzimage(out / BZIMAGE, VERSION.replace("-uffd-min", ""), b"")
+    system = tmp_path / "lib-modules"
+    kernel = inspect_kernel(bz)
+    assert find_modules_tree(kernel, system) is None
+    (system / "6.1.192").mkdir(parents=True)
+    (system / "6.1.192" / "modules.dep").touch()
+    assert find_modules_tree(kernel, system) == system / "6.1.192"
+    built = out / "modules-install" / "lib" / "modules" / "6.1.192"
+    built.mkdir(parents=True)
+    assert find_modules_tree(kernel, system) == system / "6.1.192"  # no modules.dep yet
+    (built / "modules.dep").touch()
+    assert find_modules_tree(kernel, system) == built
+    # The same through the arch/x86_64 symlink kbuild makes.
+    link = out / "arch" / "x86_64" / "boot" / "bzImage"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(bz)
+    assert find_modules_tree(inspect_kernel(link), system) == built
