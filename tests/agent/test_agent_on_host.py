@@ -1,5 +1,8 @@
 """The guest agent: a static build cached by content, and its CLI contract on this host.
 
+Not in tests/unit: compiling the agent and running every workload's self-test modes on the
+host kernel takes most of a minute, and the unit tests must stay quick.
+
 The host runs the same agent the guests do, so the workloads' JSON shape and the agent's
 self-test modes are checked here: every check of every workload must be able to fail.
 """
