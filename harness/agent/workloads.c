@@ -86,6 +86,12 @@ const struct workload workloads[] = {
 	  "ZEROPAGE resolves MISSING faults with zeros, later stores need no fault and a second ZEROPAGE is "
 	  "EEXIST; on hugetlb it is EINVAL and absent from the REGISTER bitmask",
 	  missing_zeropage },
+	{ "fill-contract", CLASSIC_TYPES,
+	  "UFFDIO_API refuses a wrong api (zeroing the struct) and reports REGISTER|UNREGISTER|API; a second uffd "
+	  "cannot register a taken range (EBUSY); COPY: unknown mode EINVAL, a multi-page COPY reports its length, "
+	  "one that meets a populated page is EAGAIN with the bytes done; COPY_MODE_WP is EINVAL without MODE_WP, "
+	  "and after REGISTER adds it maps the page with bit 57 set, whose first write raises a WP fault",
+	  fill_contract },
 	{ "events", CLASSIC_TYPES,
 	  "UFFD_EVENT_FORK delivers the child's uffd, which serves the child's faults; REMAP reports from/to/len "
 	  "and faults follow the move; REMOVE (MADV_DONTNEED/MADV_REMOVE) reports the range and its pages fault "
