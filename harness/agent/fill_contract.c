@@ -11,7 +11,8 @@
  *   one that meets a populated page stops there: EAGAIN, `copy` = the bytes done;
  * - COPY_MODE_WP is EINVAL (`copy` = -EINVAL) where WP is not registered; REGISTER can
  *   add MODE_WP to a MISSING range; COPY_MODE_WP then maps the page with the uffd-wp bit
- *   (pagemap bit 57) and the first write to it raises a WP fault.
+ *   (pagemap bit 57) and the first write to it raises a WP fault;
+ * - UNREGISTER of part of a protected range clears bit 57 in that part only.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -92,8 +93,8 @@ static void check_bytes(struct fx *fx, const char *name, size_t from, size_t to,
 		    where);
 }
 
-/* Pages 0-4 filled by plain COPYs; page 5 left absent. */
-static void copy_contract(struct fx *fx, char *src)
+/* Pages 0-4 filled by plain COPYs; page 5 left absent. False: the fills went wrong. */
+static bool copy_contract(struct fx *fx, char *src)
 {
 	struct result *r = fx->r;
 	size_t ps = fx->a.psize;
@@ -119,17 +120,18 @@ static void copy_contract(struct fx *fx, char *src)
 
 	rc = uffd_copy(fx->uffd, page_at(fx, fx->a.base, 4), page_at(fx, src, 4), ps, 0, &out);
 	if (!check_errno(r, "copy-page-4", -rc, 0, "UFFDIO_COPY of page 4 alone"))
-		return;
+		return false;
 	out = 0;
 	rc = uffd_copy(fx->uffd, page_at(fx, fx->a.base, 3), page_at(fx, src, 3), 3 * ps, 0, &out);
 	check_errno(r, "partial-copy-is-eagain", -rc, EAGAIN, "UFFDIO_COPY of pages 3-5 with page 4 populated");
 	check_value(r, "partial-copy-reports-done-bytes", out, (long long)ps, "its copy field");
 	check_bytes(fx, "partial-copy-data", 3, 5, GEN_INITIAL);
 	check_present(r, "partial-copy-stops-at-populated", page_at(fx, fx->a.base, 5), ps, false);
+	return true;
 }
 
 /* Page 5, still absent, takes a COPY_MODE_WP: refused until MODE_WP is registered. */
-static void copy_wp(struct fx *fx, char *src)
+static bool copy_wp(struct fx *fx, char *src)
 {
 	struct result *r = fx->r;
 	char *page5 = page_at(fx, fx->a.base, 5);
@@ -147,21 +149,49 @@ static void copy_wp(struct fx *fx, char *src)
 	rc = uffd_register(fx->uffd, fx->a.base, fx->a.size, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 			   &ioctls);
 	if (!check_errno(r, "register-adds-wp-mode", -rc, 0, "UFFDIO_REGISTER(MISSING|WP) over the MISSING range"))
-		return;
+		return false;
 	check_value(r, "added-wp-mode-offers-writeprotect", !!(ioctls & (1ULL << _UFFDIO_WRITEPROTECT)), 1,
 		    "WRITEPROTECT in the ioctls that REGISTER returned (0x%llx)", (unsigned long long)ioctls);
 	check_wp_bits(r, "plain-copies-not-protected", fx->a.base, 5 * ps, false);
 	out = 0;
 	rc = uffd_copy(fx->uffd, page5, page_at(fx, src, 5), ps, UFFDIO_COPY_MODE_WP, &out);
 	if (!check_errno(r, "copy-wp-succeeds", -rc, 0, "UFFDIO_COPY_MODE_WP of page 5"))
-		return;
+		return false;
 	check_value(r, "copy-wp-reports-length", out, (long long)ps, "its copy field");
 	check_bytes(fx, "copy-wp-data", 5, 6, GEN_INITIAL);
 	check_wp_bits(r, "copy-wp-sets-wp-bit", page5, ps, true);
 	if (!write_expect_faults(fx, &five, 1))
-		return;
+		return false;
 	check_bytes(fx, "write-after-wp-fault-lands", 5, 6, GEN_WRITTEN);
 	check_wp_bits(r, "wp-bit-clear-after-write", page5, ps, false);
+	return true;
+}
+
+/*
+ * UNREGISTER of the middle of a protected range resets bit 57 there and only there:
+ * writes to pages 2-3 go through silently, writes to pages 0 and 5 still fault.
+ */
+static void partial_unregister(struct fx *fx)
+{
+	struct result *r = fx->r;
+	size_t ps = fx->a.psize, middle[] = { 2, 3 }, ends[] = { 0, 5 };
+	char *base = fx->a.base;
+
+	set_phase(r, "UNREGISTER pages 2-3 of a protected range");
+	check_prefix(r, "partial-unregister-");
+	if (!fx_protect(fx, "protect-all", base, fx->a.size, true))
+		goto out;
+	check_wp_bits(r, "wp-bits-set", base, fx->a.size, true);
+	if (!check_errno(r, "succeeds", -uffd_unregister(fx->uffd, base + 2 * ps, 2 * ps), 0,
+			 "UFFDIO_UNREGISTER of pages 2-3"))
+		goto out;
+	check_wp_bits(r, "clears-wp-bits-inside", base + 2 * ps, 2 * ps, false);
+	check_wp_bits(r, "keeps-wp-bits-before", base, 2 * ps, true);
+	check_wp_bits(r, "keeps-wp-bits-after", base + 4 * ps, 2 * ps, true);
+	if (write_expect_quiet(fx, middle, 2))
+		write_expect_faults(fx, ends, 2);
+out:
+	check_prefix(r, "");
 }
 
 void fill_contract(struct run *run)
@@ -185,10 +215,12 @@ void fill_contract(struct run *run)
 	subpages = fx.a.size / BASE_PAGE;
 	for (size_t s = 0; s < subpages; s++)
 		*stamp_at(src, s) = stamp(run->seed, GEN_INITIAL, s);
-	copy_contract(&fx, src);
-	if ((run->features & wp_want) == wp_want)
-		copy_wp(&fx, src);
-	else
+	if (!copy_contract(&fx, src))
+		return;
+	if ((run->features & wp_want) == wp_want) {
+		if (copy_wp(&fx, src))
+			partial_unregister(&fx);
+	} else
 		note(r, "COPY_MODE_WP part not run: kernel lacks UFFD_FEATURE_PAGEFAULT_FLAG_WP%s",
 		     mi->anon ? "" : " or WP_HUGETLBFS_SHMEM");
 	if (r->stuck)

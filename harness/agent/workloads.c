@@ -90,7 +90,8 @@ const struct workload workloads[] = {
 	  "UFFDIO_API refuses a wrong api (zeroing the struct) and reports REGISTER|UNREGISTER|API; a second uffd "
 	  "cannot register a taken range (EBUSY); COPY: unknown mode EINVAL, a multi-page COPY reports its length, "
 	  "one that meets a populated page is EAGAIN with the bytes done; COPY_MODE_WP is EINVAL without MODE_WP, "
-	  "and after REGISTER adds it maps the page with bit 57 set, whose first write raises a WP fault",
+	  "and after REGISTER adds it maps the page with bit 57 set, whose first write raises a WP fault; "
+	  "UNREGISTER of the middle of a protected range clears bit 57 there only",
 	  fill_contract },
 	{ "events", CLASSIC_TYPES,
 	  "UFFD_EVENT_FORK delivers the child's uffd, which serves the child's faults; REMAP reports from/to/len "
