@@ -93,6 +93,11 @@ const struct workload workloads[] = {
 	  "and after REGISTER adds it maps the page with bit 57 set, whose first write raises a WP fault; "
 	  "UNREGISTER of the middle of a protected range clears bit 57 there only",
 	  fill_contract },
+	{ "detach", CLASSIC_TYPES,
+	  "UFFDIO_UNREGISTER and close() release a pending MISSING fault (the reader completes on a zeroed page, "
+	  "no SIGBUS); mremap of part of a range by a uffd without EVENT_REMAP unregisters the moved pages "
+	  "(no message, zeros) and leaves the rest registered (not on hugetlb)",
+	  detach },
 	{ "events", CLASSIC_TYPES,
 	  "UFFD_EVENT_FORK delivers the child's uffd, which serves the child's faults; REMAP reports from/to/len "
 	  "and faults follow the move; REMOVE (MADV_DONTNEED/MADV_REMOVE) reports the range and its pages fault "

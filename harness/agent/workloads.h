@@ -49,6 +49,7 @@ void continue_wp(struct run *run);
 void missing_copy(struct run *run);
 void missing_zeropage(struct run *run);
 void fill_contract(struct run *run);
+void detach(struct run *run);
 void events(struct run *run);
 void sigbus(struct run *run);
 void stress(struct run *run);

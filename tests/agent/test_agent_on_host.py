@@ -59,6 +59,7 @@ WORKLOADS = {
     "missing-copy",
     "missing-zeropage",
     "fill-contract",
+    "detach",
     "events",
     "sigbus",
     "stress",
@@ -199,7 +200,15 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     assert by_name["minor-basic"] == {"shmem", "hugetlb", "hugetlb-1g"}
     assert by_name["minor-private"] == {"shmem-private", "hugetlb-private"}
     assert by_name["minor-anon-rejected"] == {"anon", "anon-thp"}
-    for name in ("missing-copy", "missing-zeropage", "fill-contract", "events", "sigbus", "stress"):
+    for name in (
+        "missing-copy",
+        "missing-zeropage",
+        "fill-contract",
+        "detach",
+        "events",
+        "sigbus",
+        "stress",
+    ):
         assert by_name[name] == CLASSIC_TYPES, name
 
 
