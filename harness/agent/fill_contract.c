@@ -196,8 +196,6 @@ out:
 
 void fill_contract(struct run *run)
 {
-	const struct mem_info *mi = mem_info(run->mem);
-	uint64_t wp_want = UFFD_FEATURE_PAGEFAULT_FLAG_WP | (mi->anon ? 0 : UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 	struct result *r = run->r;
 	size_t subpages;
 	struct fx fx;
@@ -217,12 +215,11 @@ void fill_contract(struct run *run)
 		*stamp_at(src, s) = stamp(run->seed, GEN_INITIAL, s);
 	if (!copy_contract(&fx, src))
 		return;
-	if ((run->features & wp_want) == wp_want) {
+	if (wp_usable(run)) {
 		if (copy_wp(&fx, src))
 			partial_unregister(&fx);
 	} else
-		note(r, "COPY_MODE_WP part not run: kernel lacks UFFD_FEATURE_PAGEFAULT_FLAG_WP%s",
-		     mi->anon ? "" : " or WP_HUGETLBFS_SHMEM");
+		note(r, "COPY_MODE_WP part not run: kernel lacks uffd-wp for this memory type");
 	if (r->stuck)
 		return;
 	check_value(r, "fills-raise-no-missing-fault", (long long)handler_stats(&fx.h).missing, 0,

@@ -23,13 +23,25 @@ bool need_features(struct run *run, uint64_t want)
 	return false;
 }
 
-bool need_wp(struct run *run, uint64_t extra)
+static uint64_t wp_features(const struct run *run, uint64_t extra)
 {
 	uint64_t want = UFFD_FEATURE_PAGEFAULT_FLAG_WP | extra;
 
 	if (!mem_info(run->mem)->anon)
 		want |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
-	return need_features(run, want);
+	return want;
+}
+
+bool need_wp(struct run *run, uint64_t extra)
+{
+	return need_features(run, wp_features(run, extra));
+}
+
+bool wp_usable(const struct run *run)
+{
+	uint64_t want = wp_features(run, 0);
+
+	return (run->features & want) == want;
 }
 
 uint64_t missing_features(enum mem_type t)

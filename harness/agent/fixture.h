@@ -44,6 +44,8 @@ struct fx {
 bool need_features(struct run *run, uint64_t want);
 /* Write-protect support for this memory type, plus extra features. */
 bool need_wp(struct run *run, uint64_t extra);
+/* The same question without recording a skip: can a part of a workload use uffd-wp? */
+bool wp_usable(const struct run *run);
 /* Features a memory type needs for MODE_MISSING (shmem and hugetlb came after anon). */
 uint64_t missing_features(enum mem_type t);
 /* Why UFFD_FEATURE_EVENT_FORK cannot be had here (absent, or no CAP_SYS_PTRACE), or NULL. */

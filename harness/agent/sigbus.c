@@ -3,7 +3,8 @@
  * instead of a message. Every first touch (loads from even pages, stores to odd ones)
  * must raise SIGBUS at the touched address; after UFFDIO_COPY the same touch succeeds.
  * With UFFD_FEATURE_EVENT_FORK the child's registration keeps the mode: its touches of
- * missing pages raise SIGBUS too, and no message reaches the child's uffd.
+ * missing pages raise SIGBUS too, and no message reaches the child's uffd. Where uffd-wp
+ * is available, a store to a page COPY'd with COPY_MODE_WP raises SIGBUS too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -166,6 +167,50 @@ static void child_touches(struct fx *fx)
 	check_value(r, "no-fault-messages", (long long)s.child_faults, 0, "fault messages on the child's uffd");
 }
 
+/*
+ * SIGBUS mode covers write-protect faults too: a page COPY'd with COPY_MODE_WP (bit 57
+ * set) raises SIGBUS on a store, at the stored address, and none on a load; once
+ * unprotected the store goes through.
+ */
+static void wp_touches(struct fx *fx)
+{
+	struct result *r = fx->r;
+	const struct area *a = &fx->a;
+	char *src = calloc(1, a->psize), *addr = a->base + 8;
+	uint64_t before = handler_stats(&fx->h).received; /* the child part's FORK event */
+	int rc;
+
+	if (!src)
+		abort();
+	set_phase(r, "store to a write-protected page, expecting SIGBUS");
+	check_prefix(r, "wp-");
+	if (!zap(fx))
+		goto out;
+	rc = uffd_register(fx->uffd, a->base, a->size, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, NULL);
+	if (!check_errno(r, "register", -rc, 0, "UFFDIO_REGISTER(MISSING|WP) over the SIGBUS-mode range"))
+		goto out;
+	rc = uffd_copy(fx->uffd, a->base, src, a->psize, UFFDIO_COPY_MODE_WP, NULL);
+	if (!check_errno(r, "copy", -rc, 0, "UFFDIO_COPY_MODE_WP of page 0"))
+		goto out;
+	check_wp_bits(r, "bit-set", a->base, a->psize, true);
+	check_value(r, "load-no-sigbus", touch(addr, false, 0), 0, "SIGBUS on a load from the protected page");
+	bus_addr = 0;
+	bus_code = 0;
+	check_value(r, "store-sigbus", touch(addr, true, 1), 1, "SIGBUS on a store to the protected page");
+	check_value(r, "sigbus-at-stored-address", bus_addr == (uintptr_t)addr, 1, "si_addr of that SIGBUS (0x%llx)",
+		    (unsigned long long)bus_addr);
+	check_value(r, "sigbus-code-is-adrerr", bus_code, BUS_ADRERR, "si_code of that SIGBUS");
+	if (fx_protect(fx, "unprotect", a->base, a->psize, false)) {
+		check_value(r, "store-after-unprotect", touch(addr, true, 1), 0, "SIGBUS on a store after unprotecting");
+		check_value(r, "store-lands", *(volatile uint64_t *)addr, 1, "the stored value read back");
+	}
+	check_value(r, "no-fault-messages", (long long)(handler_stats(&fx->h).received - before), 0,
+		    "uffd messages during this part (SIGBUS mode sends none)");
+out:
+	check_prefix(r, "");
+	free(src);
+}
+
 void sigbus(struct run *run)
 {
 	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
@@ -185,6 +230,10 @@ void sigbus(struct run *run)
 	else
 		child_touches(&fx);
 	check_prefix(run->r, "");
+	if (wp_usable(run))
+		wp_touches(&fx);
+	else
+		note(run->r, "wp- part not run: kernel lacks uffd-wp for this memory type");
 	check_handler_clean(&fx);
 out:
 	fx_teardown(&fx);

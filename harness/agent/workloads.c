@@ -105,7 +105,8 @@ const struct workload workloads[] = {
 	  events },
 	{ "sigbus", CLASSIC_TYPES,
 	  "with UFFD_FEATURE_SIGBUS every missing fault is a SIGBUS at the touched address, never a message; "
-	  "after COPY the touch succeeds; a child forked with EVENT_FORK gets SIGBUS too",
+	  "after COPY the touch succeeds; a child forked with EVENT_FORK gets SIGBUS too; a store to a page "
+	  "COPY'd with COPY_MODE_WP is a SIGBUS at that address, a load is not, and after unprotect it lands",
 	  sigbus },
 	{ "stress", CLASSIC_TYPES,
 	  "uffd-stress-like bounces for --seconds (default 3): lockers increment per-page counters under "
