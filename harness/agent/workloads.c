@@ -86,6 +86,10 @@ const struct workload workloads[] = {
 	  "ZEROPAGE resolves MISSING faults with zeros, later stores need no fault and a second ZEROPAGE is "
 	  "EEXIST; on hugetlb it is EINVAL and absent from the REGISTER bitmask",
 	  missing_zeropage },
+	{ "missing-dontwake", CLASSIC_TYPES,
+	  "COPY (and ZEROPAGE, not on hugetlb) with DONTWAKE maps the page of a held MISSING fault but leaves "
+	  "the reader asleep until UFFDIO_WAKE; it then sees the copied bytes (zeros)",
+	  missing_dontwake },
 	{ "fill-contract", CLASSIC_TYPES,
 	  "UFFDIO_API refuses a wrong api (zeroing the struct) and reports REGISTER|UNREGISTER|API; a second uffd "
 	  "cannot register a taken range (EBUSY); COPY: unknown mode EINVAL, a multi-page COPY reports its length, "

@@ -48,6 +48,7 @@ void continue_dontwake(struct run *run);
 void continue_wp(struct run *run);
 void missing_copy(struct run *run);
 void missing_zeropage(struct run *run);
+void missing_dontwake(struct run *run);
 void fill_contract(struct run *run);
 void detach(struct run *run);
 void events(struct run *run);

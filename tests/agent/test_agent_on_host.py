@@ -58,6 +58,7 @@ WORKLOADS = {
     "continue-wp",
     "missing-copy",
     "missing-zeropage",
+    "missing-dontwake",
     "fill-contract",
     "detach",
     "events",
@@ -203,6 +204,7 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     for name in (
         "missing-copy",
         "missing-zeropage",
+        "missing-dontwake",
         "fill-contract",
         "detach",
         "events",
