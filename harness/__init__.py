@@ -1,11 +1,6 @@
 """uffd-harness: boot x86_64 QEMU guests and validate the kernel's userfaultfd support."""
 
-from pathlib import Path
-
 __version__ = "0.1.0"
-
-#: The source tree: guest image recipes live beside the package, not inside it.
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class HarnessError(Exception):

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from harness import HarnessError
-from harness.cache import cache_root
+from harness.host.cache import cache_root
 
 AGENT_DIR = Path(__file__).resolve().parent
 BINARY_NAME = "uffd-agent"

@@ -26,7 +26,7 @@ from harness.agent.build import (
     cache_key,
     default_cache_dir,
 )
-from harness.known_issues import load_known_issues, match
+from harness.verdict.known_issues import load_known_issues, match
 
 MEM_TYPES = {
     "anon",

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.guest import Guest
-from harness.kernel import KernelImage
+from harness.guest.guest import Guest
+from harness.kernel.image import KernelImage
 
 from .helpers import our_qemus, wait_gone
 

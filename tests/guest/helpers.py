@@ -4,8 +4,8 @@ import os
 import time
 from pathlib import Path
 
-from harness.guest import Guest, guest_from_settings
-from harness.qemu import TOKEN_PARAM
+from harness.guest.guest import Guest, guest_from_settings
+from harness.guest.qemu import TOKEN_PARAM
 
 # Every QEMU this test process starts, directly or through a CLI it runs, inherits this
 # variable; other processes' guests (xdist workers, other runs) do not count as ours.

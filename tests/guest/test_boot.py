@@ -10,8 +10,8 @@ import time
 import pytest
 
 from harness import HarnessError
-from harness.spec import parse_hugepages
-from harness.ssh import CommandTimeout
+from harness.guest.ssh import CommandTimeout
+from harness.settings.spec import parse_hugepages
 
 from .helpers import guest_flags, make_guest, our_qemus, wait_gone
 
@@ -66,8 +66,8 @@ def test_command_timeout_is_reported_and_guest_survives(guest):
 
 
 def test_missing_network_driver_is_named(settings, kernel, tmp_path):
-    from harness.image import DEFAULT_RECIPE
-    from harness.kernel_build import find_modules_tree
+    from harness.image.initramfs import DEFAULT_RECIPE
+    from harness.kernel.info import find_modules_tree
 
     if find_modules_tree(kernel) is None:
         pytest.skip(
@@ -145,7 +145,7 @@ def test_sigterm_stops_guest_cleanly(settings):
 def test_port_taken_between_choice_and_bind_is_retried(settings, monkeypatch):
     import socket
 
-    import harness.guest as guest_mod
+    import harness.guest.guest as guest_mod
 
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
@@ -187,7 +187,7 @@ def test_interactive_shell(settings):
 def test_host_hugepages_back_guest_ram(settings, tmp_path):
     from pathlib import Path
 
-    from harness.hostmem import host_backing, hugetlbfs_mounts, read_pools
+    from harness.host.hostmem import host_backing, hugetlbfs_mounts, read_pools
 
     sysfs = Path("/sys/kernel/mm/hugepages/hugepages-2048kB")
     nr = sysfs / "nr_hugepages"

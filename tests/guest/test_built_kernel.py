@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT
-
 from .helpers import guest_flags
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 SMOKE = ["wp-basic", "wp-fork-cow", "minor-basic", "missing-copy", "continue-errors"]
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.accel import choose_accel, cpu_virt_flags
+from harness.host.accel import choose_accel, cpu_virt_flags
 
 INTEL = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx ept\n"
 AMD = "processor\t: 0\nflags\t\t: fpu svm npt\n"

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import bench, bench_boot, bench_report
-from harness.bench_profile import (
+from harness.bench import boot as bench_boot
+from harness.bench import command as bench
+from harness.bench import report as bench_report
+from harness.bench.profile import (
     BootRecord,
     boot_difference,
     boot_profile,
@@ -26,7 +28,7 @@ from harness.bench_profile import (
     time_parts,
     top_functions,
 )
-from harness.bench_report import (
+from harness.bench.report import (
     Figure,
     ProfileRow,
     cheapest_case,

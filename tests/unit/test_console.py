@@ -1,7 +1,7 @@
 import threading
 import time
 
-from harness.console import GUEST_ERROR, READY, ConsoleLog
+from harness.guest.console import GUEST_ERROR, READY, ConsoleLog
 
 
 def test_offsets_and_slices(tmp_path):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import crashlog
-from harness.crashlog import Crash, first_crash_line, has_crash, parse, primary, summary
+from harness.verdict import crashlog
+from harness.verdict.crashlog import Crash, first_crash_line, has_crash, parse, primary, summary
 
 CRASHES = Path(__file__).parent.parent / "data" / "crashes"
 GOLDEN = sorted(CRASHES.glob("*.log"))

@@ -1,7 +1,7 @@
 import sys
 from pathlib import Path
 
-from harness.doctor import Finding, install_command, is_static_elf
+from harness.cli.doctor import Finding, install_command, is_static_elf
 
 
 def test_install_command_lists_missing_packages_once():

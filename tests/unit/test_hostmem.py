@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from harness import UsageError
-from harness.hostmem import Pool, host_backing, hugetlbfs_mounts, read_pools
+from harness.host.hostmem import Pool, host_backing, hugetlbfs_mounts, read_pools
 
 MOUNTS = """\
 sysfs /sys sysfs rw,nosuid 0 0

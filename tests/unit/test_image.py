@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import HarnessError, cpio
-from harness.image import load_recipe, module_plan, parse_ldd, plan
+from harness import HarnessError
+from harness.image import cpio
+from harness.image.initramfs import load_recipe, module_plan, parse_ldd, plan
 
 
 def read_cpio(blob: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:

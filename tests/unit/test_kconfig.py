@@ -9,7 +9,7 @@ import re
 import pytest
 
 from harness import UsageError
-from harness.kconfig import (
+from harness.kernel.kconfig import (
     KconfigIndex,
     apply_options,
     eval_expr,

@@ -3,7 +3,7 @@ import struct
 import pytest
 
 from harness import UsageError
-from harness.kernel import default_kernel, has_pvh_note, inspect_kernel, parse_bzimage
+from harness.kernel.image import default_kernel, has_pvh_note, inspect_kernel, parse_bzimage
 
 HEAD = "bzImage-6.1.0-56-amd64.head"
 

@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT, UsageError
-from harness.kconfig import apply_options, parse_config, parse_fragment, verify
-from harness.kernel_build import (
+from harness import UsageError
+from harness.cli.kernel import add_kernel_parser
+from harness.kernel.build import (
     BuildRequest,
     Make,
-    add_kernel_parser,
     build_kernel,
     read_fragments,
 )
+from harness.kernel.kconfig import apply_options, parse_config, parse_fragment, verify
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = REPO_ROOT / "kernel-configs"
 
 

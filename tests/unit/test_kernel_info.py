@@ -4,9 +4,16 @@ import gzip
 import struct
 from pathlib import Path
 
-from harness.kernel import inspect_kernel
-from harness.kernel_build import BZIMAGE, config_warnings, find_modules_tree
-from harness.kernel_info import assess_config, config_sources, embedded_config, format_info
+from harness.kernel.build import BZIMAGE
+from harness.kernel.image import inspect_kernel
+from harness.kernel.info import (
+    assess_config,
+    config_sources,
+    config_warnings,
+    embedded_config,
+    find_modules_tree,
+    format_info,
+)
 
 from .test_kconfig import RECORDED_CONFIG
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.known_issues import (
+from harness.verdict.known_issues import (
     DEFAULT_PATH,
     KnownIssue,
     KnownIssuesError,

@@ -1,7 +1,7 @@
 import pytest
 
 from harness import HarnessError
-from harness.modules import ModuleTree, load_order, parse_builtin, parse_modules_dep
+from harness.kernel.modules import ModuleTree, load_order, parse_builtin, parse_modules_dep
 
 
 @pytest.fixture

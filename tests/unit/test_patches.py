@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import HarnessError, UsageError
-from harness.patches import apply_series, load_series, series_from_text, split_mbox
+from harness.kernel.patches import apply_series, load_series, series_from_text, split_mbox
 
 # -- patch series -----------------------------------------------------------------------------
 

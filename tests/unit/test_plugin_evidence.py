@@ -6,8 +6,9 @@ from types import SimpleNamespace
 import pluggy
 import pytest
 
-from harness import HarnessError, pytest_plugin
-from harness.results import RunDir
+from harness import HarnessError
+from harness.results.records import RunDir
+from harness.suite import plugin as pytest_plugin
 
 
 class FakeConsole:

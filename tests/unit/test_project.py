@@ -1,8 +1,9 @@
 """The README's Quick start and CI must not drift apart."""
 
 import re
+from pathlib import Path
 
-from harness import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def quick_start_lines() -> list[str]:

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from harness.qemu import LaunchFiles, QemuExited, build_argv, kernel_cmdline
-from harness.spec import GuestSpec
+from harness.guest.qemu import LaunchFiles, QemuExited, build_argv, kernel_cmdline
+from harness.settings.spec import GuestSpec
 
 FILES = LaunchFiles(Path("/k/vmlinux"), Path("/c/initrd"), Path("/r/console.log"), Path("/r/qmp"))
 

@@ -3,7 +3,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.results import (
+from harness.results.records import (
     RunDir,
     TestRecord,
     count_line,

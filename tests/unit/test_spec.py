@@ -1,7 +1,7 @@
 import pytest
 
 from harness import UsageError
-from harness.spec import GuestSpec, parse_hugepages, parse_size_mb
+from harness.settings.spec import GuestSpec, parse_hugepages, parse_size_mb
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_cpu_default_follows_accel(tmp_path):
 
 
 def test_guest_config_file(tmp_path):
-    from harness.spec import load_guest_config, merge_settings
+    from harness.settings.spec import load_guest_config, merge_settings
 
     cfg = tmp_path / "g.yaml"
     cfg.write_text("mem: 4G\nsmp: 4\nhugepages: 2M:16\nguest_timeout: 30\n")
@@ -81,7 +81,7 @@ def test_guest_config_file(tmp_path):
     ],
 )
 def test_bad_guest_config_names_file_and_line(tmp_path, text, message):
-    from harness.spec import load_guest_config
+    from harness.settings.spec import load_guest_config
 
     cfg = tmp_path / "g.yaml"
     cfg.write_text(text)

@@ -5,7 +5,7 @@ import paramiko
 import pytest
 
 from harness import HarnessError
-from harness.ssh import SshSession
+from harness.guest.ssh import SshSession
 
 
 class FakeChannel:

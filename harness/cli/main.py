@@ -1,0 +1,281 @@
+"""uffd-harness command line: parse, call the library, print, exit with a meaningful code."""
+
+import argparse
+import contextlib
+import json
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness import HarnessError, UsageError
+from harness.agent.session import GuestHang
+from harness.guest.guest import Guest, guest_from_settings
+from harness.guest.ssh import CommandTimeout
+from harness.progress import Clock
+from harness.settings.options import (
+    GUEST_OPTIONS,
+    SUITE_OPTIONS,
+    add_guest_args,
+    add_options,
+    as_flags,
+    settings_from_args,
+)
+
+EXIT_TIMEOUT = 124  # as timeout(1) does
+
+
+def _write(stream: "object") -> "object":
+    def sink(data: bytes) -> None:
+        stream.buffer.write(data)  # type: ignore[attr-defined]
+        stream.flush()  # type: ignore[attr-defined]
+
+    return sink
+
+
+@contextlib.contextmanager
+def running_guest(guest: Guest, clock: Clock, keep_log: bool) -> Iterator[Guest]:
+    """Start the guest, and whatever happens stop it; report kernel crashes seen on its
+    console, and keep the console log when something went wrong or it was asked for."""
+    from harness.verdict.crashlog import parse as parse_crashes
+
+    ok = False
+    try:
+        guest.start()
+        yield guest
+        ok = True
+    finally:
+        if guest.qemu and not guest.alive():
+            clock("guest", f"QEMU exited (code {guest.qemu.proc.returncode}): the guest died")
+        guest.stop()
+        clock("stop", "guest stopped")
+        crashes = parse_crashes(guest.console.read())
+        for c in crashes:
+            print(f"kernel crash: {c.title}", file=sys.stderr)
+        if ok and not crashes and not keep_log:
+            guest.cleanup()
+        else:
+            print(f"console log kept: {guest.console.path}", file=sys.stderr)
+        guest.crashes = crashes
+
+
+def run_streamed(guest: Guest, cmd: str, timeout: float, clock: Clock, stdout: bool = True):
+    """Run `cmd` with its stderr (and stdout) streamed; a timeout becomes a hang report."""
+    clock("run", cmd)
+    try:
+        res = guest.run(
+            cmd,
+            timeout,
+            on_stdout=_write(sys.stdout) if stdout else None,
+            on_stderr=_write(sys.stderr),
+        )
+    except CommandTimeout:
+        raise GuestHang(cmd, timeout, guest.hang_dump(), "") from None
+    clock("run", f"exit code {res.exit_code} after {res.duration:.2f} s")
+    return res
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    clock = Clock()
+    guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
+    with running_guest(guest, clock, keep_log=bool(args.console_log)):
+        for f in args.push:
+            remote = f"/tmp/{f.name}"
+            digest = guest.push(f, remote, 0o755 if f.stat().st_mode & 0o111 else 0o644)
+            clock("push", f"{f} -> {remote} (sha256 {digest[:12]} verified)")
+        if args.command:
+            code = run_streamed(guest, shlex.join(args.command), args.timeout, clock).exit_code
+        else:
+            assert guest.ssh
+            clock("shell", "interactive shell; exit it to stop the guest")
+            code = guest.ssh.shell()
+    return 1 if guest.crashes and code == 0 else code
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Build the agent, boot, push it, run `uffd-agent ARGS`; for `suite`, apply the
+    known-issues list and exit non-zero only on an unexpected failure or a kernel crash."""
+    from harness.agent.build import build_agent
+    from harness.agent.session import REMOTE_PATH, AgentSession, parse_output
+
+    if not args.agent_args:
+        raise UsageError("give the agent's arguments after --, e.g. -- features, -- suite")
+    clock = Clock()
+    t0 = time.monotonic()
+    binary = build_agent()
+    clock("agent", f"{binary} ({time.monotonic() - t0:.2f} s)")
+    guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
+    suite = args.agent_args[0] == "suite"
+    with running_guest(guest, clock, keep_log=bool(args.console_log)):
+        session = AgentSession(guest, binary)
+        clock("push", f"{REMOTE_PATH} (sha256 {session.digest[:12]} verified)")
+        cmd = shlex.join([REMOTE_PATH, *args.agent_args])
+        res = run_streamed(guest, cmd, args.timeout, clock, stdout=not suite)
+        code = res.exit_code
+        if suite:
+            results, _ = parse_output(res.stdout.decode(errors="replace"))
+            print(json.dumps(results, indent=1))
+            code = _suite_verdicts(results, guest.kernel.release)
+    return 1 if guest.crashes and code == 0 else code
+
+
+def _suite_verdicts(results: object, release: str) -> int:
+    """Print one line per non-passing case and the count line; 1 on an unexpected failure."""
+    from harness.results.records import TestRecord, count_line
+    from harness.verdict.known_issues import load_known_issues
+    from harness.verdict.outcomes import verdict
+
+    if not isinstance(results, list):
+        raise HarnessError("`uffd-agent suite` printed no JSON array")
+    issues = load_known_issues()
+    records = []
+    for r in results:
+        v = verdict(r, issues, release)
+        name = f"{r.get('workload')}-{r.get('mem')}"
+        records.append(TestRecord(name, v.outcome, float(r.get("duration", 0) or 0), v.reason))
+        if v.outcome != "passed":
+            print(f"{v.outcome.upper():8} {name}: {v.reason.splitlines()[0] if v.reason else ''}")
+    print(count_line(records))
+    return 1 if any(r.outcome in ("failed", "error") for r in records) else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from harness.results.records import TestRecord, new_run_id, summary_text
+    from harness.suite import SUITE
+
+    results = args.results or Path("results") / new_run_id()
+    values = {**vars(args), "results": results}
+    argv = [str(SUITE), *as_flags(values, GUEST_OPTIONS), *as_flags(values, SUITE_OPTIONS)]
+    argv += args.pytest_args
+    print(f"uffd-harness run: pytest {' '.join(argv)}", file=sys.stderr, flush=True)
+    rc = int(pytest.main(argv))
+    path = results / "results.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        records = [TestRecord(**t) for t in data["tests"]]
+        print("\n== uffd-harness summary ==")
+        print(summary_text(records, results, data["meta"].get("boot_crashes")), end="")
+    if rc == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("uffd-harness run: no tests were collected", file=sys.stderr)
+        return 1
+    return rc
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from harness.cli.doctor import run_doctor
+
+    return run_doctor(install=args.install)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="uffd-harness",
+        description="Boot x86_64 QEMU guests and test the kernel's userfaultfd support.",
+    )
+    sub = p.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+
+    b = sub.add_parser(
+        "boot",
+        help="boot a guest, run a command in it (or a shell), stop it",
+        description="Boot a guest, push files to /tmp, run CMD (streamed) and "
+        "exit with its exit code; without CMD, open an interactive shell.",
+    )
+    add_guest_args(b)
+    b.add_argument("--console-log", type=Path, help="write the serial console log here")
+    b.add_argument(
+        "--push",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="copy FILE to /tmp/<basename> in the guest (repeatable)",
+    )
+    b.add_argument(
+        "--timeout",
+        type=float,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help=f"limit for CMD; on expiry exit {EXIT_TIMEOUT}",
+    )
+    b.add_argument("command", nargs="*", metavar="-- CMD", help="command to run in the guest")
+    b.set_defaults(func=cmd_boot)
+
+    a = sub.add_parser(
+        "agent",
+        help="boot a guest and run the uffd agent in it",
+        description="Build the static uffd agent, boot a guest, push the agent and run "
+        "`uffd-agent ARGS`; e.g. -- features, -- list, -- run wp-basic --mem anon, "
+        "-- suite --filter 'wp-*'.",
+    )
+    add_guest_args(a)
+    a.add_argument("--console-log", type=Path, help="write the serial console log here")
+    a.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help=f"limit for the agent; on expiry dump the guest's tasks and exit {EXIT_TIMEOUT}",
+    )
+    a.add_argument("agent_args", nargs="*", metavar="-- ARGS", help="uffd-agent arguments")
+    a.set_defaults(func=cmd_agent)
+
+    r = sub.add_parser(
+        "run",
+        help="run the uffd suite and print a summary table",
+        description="Run the uffd suite (tests/guest/test_agent.py: every agent workload on "
+        "every memory type) under pytest with these guest settings and print a summary "
+        "table; arguments after -- go to pytest (e.g. -k wp- -x -n 2).",
+    )
+    add_guest_args(r)
+    add_options(r.add_argument, SUITE_OPTIONS)
+    r.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS")
+    r.set_defaults(func=cmd_run)
+
+    from harness.bench.command import add_bench_parser
+    from harness.cli.kernel import add_kernel_parser
+
+    add_bench_parser(sub)
+    add_kernel_parser(sub)
+
+    d = sub.add_parser("doctor", help="check the host for what the harness needs")
+    d.add_argument(
+        "--install", action="store_true", help="install what is missing (as root, with apt-get)"
+    )
+    d.set_defaults(func=cmd_doctor)
+    return p
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Turn SIGTERM/SIGHUP into an exception so every `finally` stops its QEMU.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+    try:
+        for f in getattr(args, "push", []):
+            if not f.is_file():
+                raise UsageError(f"--push {f}: no such file")
+        return args.func(args)
+    except GuestHang as e:
+        print(
+            f"uffd-harness: {e}\n--- guest dump (SysRq w, l) ---\n{e.dump[-20000:]}",
+            file=sys.stderr,
+        )
+        return EXIT_TIMEOUT
+    except HarnessError as e:
+        print(f"uffd-harness: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("uffd-harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""A guest: QEMU + its console + SSH, started in named phases and always stopped."""
+
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from harness import HarnessError
+from harness.guest.console import ANY_OUTPUT, GUEST_ERROR, READY, ConsoleLog
+from harness.guest.qemu import (
+    TOKEN_PARAM,
+    LaunchFiles,
+    QemuExited,
+    QemuProcess,
+    build_argv,
+    free_port,
+)
+from harness.guest.ssh import RunResult, SshSession, connect
+from harness.host.accel import choose_accel
+from harness.host.cache import cache_root
+from harness.host.hostmem import host_backing, hugetlbfs_mounts, read_pools
+from harness.image.initramfs import DEFAULT_RECIPE, GuestImage, build_image
+from harness.image.sshkeys import client_key
+from harness.kernel.image import KernelImage, default_kernel, inspect_kernel, pvh_vmlinux
+from harness.kernel.info import config_warnings, find_modules_tree
+from harness.progress import Progress
+from harness.settings.spec import GuestSpec, format_pagesize, parse_hugepages, parse_size_mb
+
+#: Seconds from QEMU start to the guest's READY line, per accelerator.
+BOOT_TIMEOUT = {"kvm": 60.0, "tcg": 180.0}
+#: A forced KVM that prints nothing in this long is stalled, not slow.
+KVM_SILENCE_LIMIT = 20.0
+PORT_ATTEMPTS = 5
+RUN_LOGLEVEL = 7
+
+
+class PhaseTimeout(HarnessError):
+    pass
+
+
+class Guest:
+    """Start with start() (or `with Guest(...) as g`); stop() is idempotent and always runs."""
+
+    def __init__(
+        self,
+        spec: GuestSpec,
+        kernel: KernelImage,
+        console_log: Path | None = None,
+        backing: tuple[Path, int] | None = None,
+        progress: Progress | None = None,
+        boot_timeout: float | None = None,
+        recipe: Path = DEFAULT_RECIPE,
+    ):
+        self.spec = spec
+        self.kernel = kernel
+        self.backing = backing
+        self.recipe = recipe
+        self.progress = progress or (lambda phase, msg: None)
+        self.boot_timeout = boot_timeout or BOOT_TIMEOUT[spec.accel]
+        self.token = secrets.token_hex(16)
+        # Socket paths must stay short (108 bytes), hence a private dir under /tmp.
+        self.workdir = Path(tempfile.mkdtemp(prefix="uffd-harness-"))
+        self.console = ConsoleLog(console_log or self.workdir / "console.log")
+        self.qemu: QemuProcess | None = None
+        self.ssh: SshSession | None = None
+        self.image: GuestImage | None = None
+        self.boot_kernel = kernel.path
+        self.accel_reason = ""
+        self.crashes: list = []  # set by whoever parsed the console after a run
+        self.port = 0
+
+    # -- phases --------------------------------------------------------------------------
+
+    def start(self) -> "Guest":
+        try:
+            self._image()
+            self._boot()
+            self._connect()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _image(self) -> None:
+        t0 = time.monotonic()
+        self.image = build_image(find_modules_tree(self.kernel), self.recipe)
+        how = "cached" if self.image.cached else "built"
+        self.progress("image", f"{how} {self.image.initrd} in {time.monotonic() - t0:.2f} s")
+        t0 = time.monotonic()
+        vmlinux = pvh_vmlinux(self.kernel, cache_root())
+        if vmlinux:
+            self.boot_kernel = vmlinux
+            self.progress("image", f"PVH boot from {vmlinux} ({time.monotonic() - t0:.2f} s)")
+        if self.image.missing_optional:
+            self.progress(
+                "image", "kernel lacks optional drivers: " + ", ".join(self.image.missing_optional)
+            )
+
+    def _launch(self) -> QemuProcess:
+        assert self.image
+        files = LaunchFiles(
+            self.boot_kernel, self.image.initrd, self.console.path, self.workdir / "qmp.sock"
+        )
+        self.console.path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            # The port is free when chosen but another process may take it before QEMU
+            # binds it; QEMU then exits at once and we try another.
+            self.port = free_port()
+            argv = build_argv(self.spec, files, self.port, self.token, self.backing)
+            qemu = QemuProcess(argv, self.workdir / "qemu.stderr", files.qmp_socket)
+            self.qemu = qemu
+            try:
+                qemu.connect_qmp()
+                return qemu
+            except QemuExited as e:
+                if not e.port_taken or attempt == PORT_ATTEMPTS:
+                    raise
+                self.progress("boot", f"port {self.port} was taken, retrying")
+        raise AssertionError("unreachable")
+
+    def _boot(self) -> None:
+        t0 = time.monotonic()
+        qemu = self._launch()
+        self.progress(
+            "boot",
+            f"QEMU pid {qemu.pid} ({self.spec.accel}, -cpu {self.spec.cpu_model}, "
+            f"{self.spec.smp} CPUs, {self.spec.mem_mb} MiB), ssh port {self.port}",
+        )
+        if self.spec.accel == "kvm":
+            silent = not self.console.wait_for(
+                [ANY_OUTPUT],
+                KVM_SILENCE_LIMIT,
+                keep_going=qemu.alive,
+            )
+            if silent and qemu.alive():
+                raise PhaseTimeout(
+                    f"KVM forced but the guest printed nothing on its console in "
+                    f"{KVM_SILENCE_LIMIT:.0f} s: /dev/kvm is probably not usable hardware "
+                    "virtualization here (the CPU must advertise vmx or svm, and nested "
+                    "virtualization must be enabled); drop --accel kvm to use TCG"
+                )
+        remaining = self.boot_timeout - (time.monotonic() - t0)
+        found = self.console.wait_for([READY, GUEST_ERROR], remaining, keep_going=qemu.alive)
+        if found is None:
+            if not qemu.alive():
+                raise HarnessError(
+                    f"the guest stopped during boot (QEMU exit code {qemu.proc.returncode}); "
+                    f"last console lines:\n{self.console.tail()}"
+                    + (f"\nQEMU stderr: {qemu.stderr_text()}" if qemu.stderr_text() else "")
+                )
+            raise PhaseTimeout(
+                f"guest not ready after {self.boot_timeout:.0f} s under {self.spec.accel.upper()}; "
+                f"last console lines:\n{self.console.tail()}"
+            )
+        if found.pattern is GUEST_ERROR:
+            raise HarnessError(f"guest reported: {found.text.removeprefix('uffd-harness: ')}")
+        self.progress("boot", f"guest ready in {time.monotonic() - t0:.2f} s")
+
+    def _connect(self) -> None:
+        assert self.qemu and self.image
+        t0 = time.monotonic()
+        key_path, _ = client_key()
+        self.ssh = connect(
+            self.port, self.image.host_key, key_path, timeout=60.0, keep_going=self.qemu.alive
+        )
+        # One round trip for the token and the pools: each command costs a TCG guest time.
+        sizes = sorted(self.spec.hugepages)
+        # Boot stays at loglevel 5 (a quiet serial port boots faster under TCG); from now
+        # on the console also gets KERN_INFO, where hung-task and lockup reports print
+        # their stacks, so the console alone explains a guest that died.
+        probe = f"dmesg -n {RUN_LOGLEVEL}; cat /proc/cmdline" + "".join(
+            f"; cat /sys/kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages 2>/dev/null || echo 0"
+            for kb in sizes
+        )
+        lines = self.ssh.run(probe, timeout=30).stdout.decode(errors="replace").splitlines()
+        cmdline = lines[0] if lines else ""
+        if f"{TOKEN_PARAM}={self.token}" not in cmdline.split():
+            raise HarnessError(
+                f"the guest on port {self.port} does not carry this boot's token; refusing to "
+                f"use it (its command line: {cmdline.strip()!r})"
+            )
+        short = [
+            f"{got}/{self.spec.hugepages[kb]} {format_pagesize(kb)} pages"
+            for kb, got in zip(sizes, (int(x) for x in lines[1:]), strict=False)
+            if got < self.spec.hugepages[kb]
+        ]
+        if short:
+            raise HarnessError(
+                f"the guest kernel allocated only {', '.join(short)} at boot; give the guest "
+                "more --mem or ask for fewer --hugepages"
+            )
+        self.progress("ssh", f"connected, boot token verified in {time.monotonic() - t0:.2f} s")
+
+    # -- use -----------------------------------------------------------------------------
+
+    def run(self, cmd: str, timeout: float, **kw: object) -> RunResult:
+        if not self.ssh:
+            raise HarnessError("guest is not connected")
+        return self.ssh.run(cmd, timeout, **kw)  # type: ignore[arg-type]
+
+    def push(self, local: Path, remote: str, mode: int = 0o644) -> str:
+        if not self.ssh:
+            raise HarnessError("guest is not connected")
+        return self.ssh.push(local, remote, mode)
+
+    def alive(self) -> bool:
+        return bool(self.qemu and self.qemu.alive())
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait for QEMU to exit by itself (a panicking guest does); True if it has."""
+        if not self.qemu:
+            return True
+        try:
+            self.qemu.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def sysrq(self, keys: str) -> None:
+        """Press Alt-SysRq-<key> for each key on the guest's keyboard, through QMP.
+
+        Works when userspace and SSH are stuck (distro kernels restrict SysRq; the kernel
+        command line has sysrq_always_enabled)."""
+        if not (self.qemu and self.qemu.qmp and self.alive()):
+            raise HarnessError("cannot send SysRq: QEMU is not running")
+        for key in keys:
+            combo = [{"type": "qcode", "data": k} for k in ("alt", "sysrq", key)]
+            self.qemu.qmp.command("send-key", keys=combo, **{"hold-time": 50})
+            time.sleep(0.2)
+
+    def hang_dump(self, settle: float = 1.0, limit: float = 15.0) -> str:
+        """Blocked tasks (SysRq w) and all CPUs' backtraces (SysRq l) from the console.
+
+        SysRq 8 first: the dumps print at KERN_INFO, below the boot's console loglevel.
+        """
+        start = self.console.offset()
+        try:
+            self.sysrq("8wl")
+        except (HarnessError, OSError) as e:
+            return f"(no dump: {e})"
+        deadline, last, quiet_since = time.monotonic() + limit, -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < settle:
+            now = self.console.offset()
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            time.sleep(0.1)
+        return self.console.read(start)
+
+    def stop(self) -> None:
+        if self.ssh:
+            self.ssh.close()
+            self.ssh = None
+        if self.qemu:
+            self.qemu.stop()
+
+    def cleanup(self) -> None:
+        """Remove the private work dir (the console log too, unless it was given a path)."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Guest":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def guest_from_settings(
+    settings: dict[str, object],
+    console_log: Path | None = None,
+    progress: Progress | None = None,
+    **guest_kw: object,
+) -> Guest:
+    """Validate merged settings (kernel, accelerator, sizes, pools) into a Guest, not started.
+
+    Every check that needs no QEMU happens here, so bad input fails in milliseconds.
+    """
+    say = progress or (lambda phase, msg: None)
+    kernel_arg = settings.get("kernel")
+    kernel = inspect_kernel(Path(str(kernel_arg))) if kernel_arg else default_kernel()
+    say("kernel", f"{kernel.path}: {kernel.release}")
+    for warning in config_warnings(kernel):
+        say("kernel", f"WARNING: {warning}")
+    accel = choose_accel(str(settings["accel"]))
+    say("accel", accel.reason)
+    spec = GuestSpec(
+        kernel=kernel.path,
+        accel=accel.accel,
+        cpu=settings.get("cpu"),  # type: ignore[arg-type]
+        smp=int(settings["smp"]),  # type: ignore[arg-type]
+        mem_mb=parse_size_mb(str(settings["mem"]), "--mem"),
+        hugepages=parse_hugepages(str(settings["hugepages"])),
+        host_hugepages=bool(settings["host_hugepages"]),
+    )
+    if settings.get("panic_on_warn"):
+        spec.extra_cmdline.append("panic_on_warn=1")
+    spec.validate()
+    backing = guest_kw.pop("backing", None)
+    if spec.host_hugepages and backing is None:
+        backing = host_backing(
+            spec.mem_mb, read_pools(), hugetlbfs_mounts(Path("/proc/mounts").read_text())
+        )
+    guest = Guest(
+        spec, kernel, console_log=console_log, backing=backing, progress=progress, **guest_kw
+    )
+    guest.accel_reason = accel.reason
+    return guest

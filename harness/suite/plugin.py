@@ -1,0 +1,373 @@
+"""pytest plugin: guests as fixtures, per-test kernel logs, crashes fail the test, results.
+
+A session opts in (the suite's conftest, tests/conftest.py, `-p harness.suite.plugin`);
+the options it reads are added to every session by harness.suite.options.
+"""
+
+import re
+import shlex
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import HarnessError
+from harness.agent.session import AgentSession, GuestHang
+from harness.guest.guest import Guest, guest_from_settings
+from harness.guest.ssh import CommandTimeout
+from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
+from harness.results.records import RunDir, TestRecord, hardware_fingerprint, new_run_id
+from harness.settings.spec import load_guest_config, merge_settings
+
+#: Default per-test limit for a guest command, per accelerator.
+TEST_TIMEOUT = {"kvm": 120.0, "tcg": 300.0}
+
+_SLICE = pytest.StashKey[tuple]()  # (guest, console offset at the test's start, pool)
+_RUN = pytest.StashKey[RunDir]()
+
+
+def _settings(config: pytest.Config) -> dict[str, object]:
+    path = config.getoption("guest_config")
+    file_cfg = load_guest_config(path) if path else {}
+    flags = {
+        k: config.getoption(k)
+        for k in (
+            "kernel",
+            "accel",
+            "cpu",
+            "smp",
+            "mem",
+            "hugepages",
+            "host_hugepages",
+            "guest_timeout",
+            "panic_on_warn",
+        )
+    }
+    return merge_settings(flags, file_cfg)
+
+
+def session_kernel(config: pytest.Config) -> KernelImage:
+    """The kernel guest tests will boot, known without booting it (for collection)."""
+    kernel = _settings(config).get("kernel")
+    return inspect_kernel(Path(str(kernel))) if kernel else default_kernel()
+
+
+def reproduce_command(settings: dict[str, object], kernel: Path, agent_args: list[str]) -> str:
+    """A command line that reruns one agent case in a guest like this session's; every
+    setting is spelled out so the line means the same after defaults change."""
+    argv = ["uffd-harness", "agent", "--kernel", str(kernel)]
+    for key in ("accel", "cpu", "smp", "mem", "hugepages"):
+        if settings.get(key) is not None:
+            argv += [f"--{key}", str(settings[key])]
+    if settings.get("host_hugepages"):
+        argv.append("--host-hugepages")
+    return shlex.join([*argv, "--", *agent_args])
+
+
+def _worker(config: pytest.Config) -> str:
+    return getattr(config, "workerinput", {}).get("workerid", "main")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "guest: boots a real QEMU guest")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.stash[_RUN] = RunDir(Path(workerinput["uffd_results"]), {}, workerinput["uffd_run"])
+        return
+    run_id = new_run_id()
+    root = config.getoption("results") or Path(config.rootpath) / "results" / run_id
+    config.stash[_RUN] = RunDir(Path(root), {"run_id": run_id}, run_id)
+    config.pluginmanager.register(ResultsRecorder(config.stash[_RUN]), "uffd-harness-results")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # pytest-xdist: workers share the run directory
+    run = node.config.stash[_RUN]
+    node.workerinput["uffd_results"] = str(run.root)
+    node.workerinput["uffd_run"] = run.run_id
+
+
+class GuestPool:
+    """One guest per pytest process (per xdist worker), replaced when it has died."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.settings = _settings(config)
+        self.run: RunDir = config.stash[_RUN]
+        self.worker = _worker(config)
+        self.guest: Guest | None = None
+        self.agent: AgentSession | None = None
+        self.boots = 0
+        self.boot_crashes: list[dict] = []
+        self.hardware_sent = False
+        self.pending_meta: dict = {}
+        self.timeout: float | None = None
+
+    def _healthy(self) -> bool:
+        g = self.guest
+        return bool(g and g.alive() and g.ssh and g.ssh.alive())
+
+    def get(self) -> Guest:
+        if self.guest and not self._healthy():
+            self.discard()
+        if self.guest is None:
+            self.boots += 1
+            log = self.run.root / f"console-{self.worker}-{self.boots}.log"
+            guest = guest_from_settings(self.settings, console_log=log)
+            self.timeout = float(self.settings["guest_timeout"] or TEST_TIMEOUT[guest.spec.accel])
+            guest.start()
+            self.guest = guest
+            self._record_hardware(guest)
+            from harness.verdict.crashlog import parse
+
+            # The boot's ring buffer goes to its own file and is cleared, so each test's
+            # dmesg holds only what was written while it ran.
+            boot_dmesg = guest.run("dmesg -c", timeout=60).stdout
+            (self.run.root / f"dmesg-boot-{self.worker}-{self.boots}.txt").write_bytes(boot_dmesg)
+            # Reported with the first test on this guest; they belong to no test.
+            self.boot_crashes += [
+                {"kind": c.kind, "title": c.title, "text": c.text, "console": log.name}
+                for c in parse(guest.console.read())
+            ]
+        return self.guest
+
+    def _record_hardware(self, guest: Guest) -> None:
+        """Sent with the next report: under xdist only the controller writes results."""
+        if self.hardware_sent:
+            return
+        self.hardware_sent = True
+        kernel = {
+            "release": guest.kernel.release,
+            "version": guest.kernel.version,
+            "path": str(guest.kernel.path),
+        }
+        self.pending_meta = {
+            "hardware": hardware_fingerprint(
+                guest.spec.accel, guest.accel_reason, guest.spec.cpu_model, kernel
+            ),
+            "kernel": kernel,
+        }
+
+    def get_agent(self) -> AgentSession:
+        guest = self.get()
+        if self.agent is None or self.agent.guest is not guest:
+            from harness.agent.build import build_agent
+
+            self.agent = AgentSession(guest, build_agent())
+        return self.agent
+
+    def discard(self) -> None:
+        if self.guest:
+            self.guest.stop()
+        self.guest = None
+        self.agent = None
+
+    def close(self) -> None:
+        self.discard()
+
+
+@pytest.fixture(scope="session")
+def guest_pool(request: pytest.FixtureRequest) -> Iterator[GuestPool]:
+    pool = GuestPool(request.config)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def guest(guest_pool: GuestPool, request: pytest.FixtureRequest) -> Iterator[Guest]:
+    """A running guest; the test's console slice is cut from its log afterwards."""
+    try:
+        g = guest_pool.get()
+    except HarnessError as e:
+        pytest.fail(f"guest did not start: {e}", pytrace=False)
+    request.node.stash[_SLICE] = (g, g.console.offset(), guest_pool)
+    yield g
+    if request.config.getoption("fresh_guest"):
+        guest_pool.discard()
+
+
+@pytest.fixture
+def agent(guest: Guest, guest_pool: GuestPool) -> AgentSession:
+    try:
+        return guest_pool.get_agent()
+    except HarnessError as e:
+        pytest.fail(f"agent not ready: {e}", pytrace=False)
+
+
+@pytest.fixture
+def features(agent: AgentSession) -> dict:
+    return agent.features()
+
+
+@pytest.fixture
+def guest_timeout(guest_pool: GuestPool, guest: Guest) -> float:
+    assert guest_pool.timeout
+    return guest_pool.timeout
+
+
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-\[\]]+", "_", nodeid.split("::", 1)[-1])[:150]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if item.get_closest_marker("guest"):
+        report.user_properties.append(("uffd_guest", True))
+    if report.when != "call" or _SLICE not in item.stash:
+        return
+    try:
+        _attach_evidence(item, call, report)
+    except Exception as e:
+        # An exception here would abort the whole session (INTERNALERROR) and lose every
+        # later test: it fails this one instead, saying what broke.
+        report.outcome = "failed"
+        report.longrepr = (
+            f"uffd-harness could not collect this test's kernel evidence: "
+            f"{type(e).__name__}: {e}\n\n{traceback.format_exc()[-4000:]}"
+        )
+
+
+def _attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
+    """The test's console slice, ring buffer and crash titles, added to its report; a
+    kernel crash turns the report into a failure."""
+    guest, start, pool = item.stash[_SLICE]
+    run: RunDir = item.config.stash[_RUN]
+    if pool.pending_meta:
+        report.user_properties.append(("run_meta", pool.pending_meta))
+        pool.pending_meta = {}
+    if pool.boot_crashes:
+        report.user_properties += [("boot_crash", c) for c in pool.boot_crashes]
+        pool.boot_crashes = []
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, (GuestHang, CommandTimeout)) and guest.alive():
+        # A guest command outlived its limit: take the guest's own account of what is
+        # stuck, then retire it; the next test gets a new guest.
+        dump = exc.dump if isinstance(exc, GuestHang) else guest.hang_dump()
+        report.user_properties.append(("hang", str(exc)))
+        report.sections.append(("guest hang dump (SysRq w, l)", dump[-20000:]))
+        report.longrepr = f"hang: {exc}\n(guest dump in the captured sections and console log)"
+        guest.stop()
+    elif not (guest.alive() and guest.ssh and guest.ssh.alive()):
+        # The guest died under the test (panic=-1 makes QEMU exit): let its last console
+        # lines land before the slice is cut.
+        guest.wait_exit(10.0)
+    text = guest.console.read(start)
+    name = _safe_name(item.nodeid)
+    slice_path = run.root / "logs" / f"{name}.console.log"
+    slice_path.parent.mkdir(parents=True, exist_ok=True)
+    slice_path.write_text(text)
+    report.user_properties.append(("log_slice", str(slice_path.relative_to(run.root))))
+    try:
+        dmesg = _test_dmesg(guest, pool)
+    except HarnessError as e:
+        dmesg = None
+        report.user_properties.append(("dmesg_error", str(e)))
+        report.sections.append(("dmesg not collected", str(e)))
+    if dmesg is not None:
+        dmesg_path = slice_path.with_name(f"{name}.dmesg.txt")
+        dmesg_path.write_bytes(dmesg)
+        report.user_properties.append(("dmesg", str(dmesg_path.relative_to(run.root))))
+    from harness.verdict.crashlog import parse
+
+    crashes = parse(text)
+    for c in crashes:
+        report.user_properties.append(("crash", {"kind": c.kind, "title": c.title, "text": c.text}))
+    if crashes:
+        # The kernel broke while this test ran: that is this test's failure, whatever
+        # userspace saw (often just a lost connection). xfail does not cover it: a known
+        # bug is a failed check, not an oops.
+        own = report.longreprtext.strip() if report.failed else ""
+        report.outcome = "failed"
+        if hasattr(report, "wasxfail"):
+            del report.wasxfail
+        report.longrepr = (
+            "kernel crash during the test: "
+            + "; ".join(c.title for c in crashes)
+            + "\n\n"
+            + "\n\n".join(c.text for c in crashes)
+            + (f"\n\nthe test itself reported:\n{own[-3000:]}" if own else "")
+        )
+    if report.failed and text.strip():
+        report.sections.append(("kernel log of this test (console)", text[-8000:]))
+    if not guest.alive():
+        report.user_properties.append(("guest_died", True))
+
+
+def _test_dmesg(guest: Guest, pool: "GuestPool") -> bytes | None:
+    """The kernel ring buffer written during the test (cleared as it is read). A test that
+    used the agent already has it from the agent's own round trip."""
+    agent = pool.agent
+    if agent is not None and agent.guest is guest:
+        text = agent.take_dmesg()
+        if text is not None:
+            return text.encode()
+    if not (guest.alive() and guest.ssh and guest.ssh.alive()):
+        return None
+    return guest.run("dmesg -c", timeout=30).stdout
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.skipped:
+        return "skipped"
+    return "passed" if report.passed else "failed"
+
+
+def _reason(report: pytest.TestReport) -> str:
+    crashes = [v["title"] for k, v in report.user_properties if k == "crash"]
+    if crashes:
+        return "kernel crash: " + "; ".join(crashes)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if hasattr(report, "wasxfail"):
+        return str(report.wasxfail)
+    if report.failed:
+        lines = [ln for ln in report.longreprtext.splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else "failed"
+    return ""
+
+
+class ResultsRecorder:
+    """One record per test, kept in the controller process (xdist sends it every report)."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        setup_problem = report.when == "setup" and not report.passed
+        props = {k: v for k, v in report.user_properties if k != "crash"}
+        for key, value in props.get("run_meta", {}).items():
+            self.run.meta.setdefault(key, value)
+        boot = [v for k, v in report.user_properties if k == "boot_crash"]
+        if boot:
+            self.run.meta.setdefault("boot_crashes", []).extend(boot)
+        if not props.get("uffd_guest") or (report.when != "call" and not setup_problem):
+            return
+        outcome = "error" if setup_problem and report.failed else _outcome(report)
+        self.run.add(
+            TestRecord(
+                name=report.nodeid.split("::", 1)[-1],
+                outcome=outcome,
+                duration=report.duration,
+                reason=_reason(report),
+                agent=props.get("agent"),
+                crashes=[v for k, v in report.user_properties if k == "crash"],
+                log_slice=props.get("log_slice"),
+                dmesg=props.get("dmesg"),
+                reproduce=props.get("reproduce"),
+                start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.start)),
+            )
+        )
+
+    def pytest_sessionfinish(self) -> None:
+        if self.run.records:
+            self.run.flush()
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.run.records:
+            terminalreporter.write_line(f"uffd-harness results: {self.run.root}")

@@ -1,0 +1,70 @@
+"""Every agent workload on every memory type it applies to, one test each, in one guest.
+
+A case listed in harness/known_issues.yaml for the booted kernel is a strict xfail that
+only a failure the list explains satisfies: any other failure fails, and a pass is
+reported as XPASS (strict), so the list stays honest.
+"""
+
+import json
+import subprocess
+
+import pytest
+
+from harness.agent.build import build_agent
+from harness.suite.plugin import reproduce_command, session_kernel
+from harness.verdict.known_issues import load_known_issues, match
+from harness.verdict.outcomes import describe_failure, known_reason, verdict
+
+pytestmark = pytest.mark.guest
+
+
+class KnownKernelBug(AssertionError):
+    """The failure a known-issues entry describes."""
+
+
+def agent_cases() -> list[tuple[str, str]]:
+    out = subprocess.run(
+        [str(build_agent()), "list"], capture_output=True, text=True, check=True
+    ).stdout
+    return [(w["name"], mem) for w in json.loads(out) for mem in w["mem"]]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    release = session_kernel(metafunc.config).release
+    issues = load_known_issues()
+    params = []
+    for workload, mem in agent_cases():
+        listed = match(issues, workload, mem, release)
+        marks = (
+            [
+                pytest.mark.xfail(
+                    strict=True,
+                    raises=KnownKernelBug,
+                    reason=f"{known_reason(listed)}: {listed.looks_like}",
+                )
+            ]
+            if listed
+            else []
+        )
+        params.append(pytest.param((workload, mem), marks=marks, id=f"{workload}-{mem}"))
+    metafunc.parametrize("case", params)
+
+
+def test_agent(case, agent, guest_timeout, guest_pool, request):
+    workload, mem = case
+    args = ["run", workload, "--mem", mem]
+    repro = reproduce_command(guest_pool.settings, agent.guest.kernel.path, args)
+    request.node.user_properties.append(("reproduce", repro))
+    res = agent.run(workload, mem, guest_timeout)
+    result = res.data
+    request.node.user_properties.append(("agent", result))
+    v = verdict(result, load_known_issues(), agent.guest.kernel.release)
+    if v.outcome == "skipped":
+        pytest.skip(v.reason)
+    if v.outcome == "xfailed":
+        raise KnownKernelBug(f"{v.reason}\n{describe_failure(result)}")
+    if v.outcome == "failed":
+        pytest.fail(v.reason, pytrace=False)
+    assert res.exit_code == 0, f"agent passed but exited {res.exit_code}"
