@@ -36,7 +36,7 @@ def pytest_configure(config: Any) -> None:
 
 
 def host_meta(b: Bench) -> dict[str, Any]:
-    from harness import __version__
+    from harness.results.provenance import provenance
 
     template = b.template
     spec = template.spec
@@ -44,7 +44,7 @@ def host_meta(b: Bench) -> dict[str, Any]:
 
     qemu = qemu_version()
     return {
-        "harness": __version__,
+        "harness": provenance(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "kernel": str(template.kernel.path),
         "release": template.kernel.release,

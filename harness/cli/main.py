@@ -171,10 +171,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(install=args.install)
 
 
+class VersionAction(argparse.Action):
+    """--version, asking git for the commit only when it is given."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kw)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from harness.results.provenance import version_line
+
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="uffd-harness",
         description="Boot x86_64 QEMU guests and test the kernel's userfaultfd support.",
+    )
+    p.add_argument(
+        "--version", action=VersionAction, help="print the version (and git commit) and exit"
     )
     sub = p.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
 

@@ -16,6 +16,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.results.provenance import provenance
+
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 KCIDB_ORIGIN = "uffd_harness"
 
@@ -142,7 +144,14 @@ def to_kcidb(records: list[TestRecord], meta: dict, run_id: str) -> str:
         tests.append(test)
     doc = {
         "version": {"major": 4, "minor": 3},
-        "checkouts": [{"id": checkout_id, "origin": KCIDB_ORIGIN, "valid": True}],
+        "checkouts": [
+            {
+                "id": checkout_id,
+                "origin": KCIDB_ORIGIN,
+                "valid": True,
+                "misc": {"harness": meta.get("harness", {})},
+            }
+        ],
         "builds": [
             {
                 "id": build_id,
@@ -183,6 +192,7 @@ def hardware_fingerprint(
         if key.strip() == "flags" and not flags:
             flags = value.split()
     return {
+        "harness": provenance(),
         "host": {
             "cpu_model": model,
             "cpu_flags": flags,

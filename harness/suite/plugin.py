@@ -18,6 +18,7 @@ from harness.agent.session import AgentSession, GuestHang
 from harness.guest.guest import Guest, guest_from_settings
 from harness.guest.ssh import CommandTimeout
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
+from harness.results.provenance import provenance
 from harness.results.records import RunDir, TestRecord, hardware_fingerprint, new_run_id
 from harness.settings.spec import load_guest_config, merge_settings
 
@@ -78,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     run_id = new_run_id()
     root = config.getoption("results") or Path(config.rootpath) / "results" / run_id
-    config.stash[_RUN] = RunDir(Path(root), {"run_id": run_id}, run_id)
+    config.stash[_RUN] = RunDir(Path(root), {"run_id": run_id, "harness": provenance()}, run_id)
     config.pluginmanager.register(ResultsRecorder(config.stash[_RUN]), "uffd-harness-results")
 
 
