@@ -18,12 +18,23 @@ def test_quick_start_has_exactly_two_commands():
     lines = quick_start_lines()
     assert len(lines) == 2
     assert lines[0].endswith("uffd-harness run")
-    assert "pytest" in lines[1]
+    assert lines[1].endswith("python -m pytest")
 
 
-def test_ci_runs_the_readme_test_command_verbatim():
-    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
-    assert quick_start_lines()[1] in ci
+def test_quick_start_never_pip_installs_into_the_system_python():
+    # Debian 12's python3 is externally managed (PEP 668): pip must run from a venv.
+    for line in quick_start_lines():
+        steps = [s.strip() for s in line.split("&&")]
+        assert "python3 -m venv .venv" in steps
+        assert not [s for s in steps if re.match(r"(python3 -m )?pip3? ", s)]
+
+
+def test_ci_runs_both_readme_lines_verbatim_with_debians_python():
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    for line in quick_start_lines():
+        assert line in ci.splitlines()
+    assert "export PATH=/usr/sbin:/usr/bin:/sbin:/bin" in ci.splitlines()
+    assert ci.index("export PATH=") < ci.index(quick_start_lines()[0])
 
 
 def test_ci_fails_when_pytest_collects_nothing():
