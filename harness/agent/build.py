@@ -1,6 +1,8 @@
 """Compile the static guest agent, cached by content.
 
-The cache key covers every source file (name and bytes), the compiler's identity and
+The sources live in src/: src/core/ (uffd, memory types, handler, results, JSON, the
+workload table and the commands) and src/workloads/ (one file per workload). The cache
+key covers every source file (path under src/ and bytes), the compiler's identity and
 the flags, so an unchanged tree is a cache hit that costs one `cc --version`, and any
 change to any of them yields a new binary. Builds go to a temporary name beside the
 final one and are renamed into place, so concurrent builders never see half a file.
@@ -15,7 +17,7 @@ from pathlib import Path
 from harness import HarnessError
 from harness.host.cache import cache_root
 
-AGENT_DIR = Path(__file__).resolve().parent
+SRC_DIR = Path(__file__).resolve().parent / "src"
 BINARY_NAME = "uffd-agent"
 CFLAGS = ("-static", "-O2", "-pthread", "-Wall", "-Werror")
 INSTALL_HINT = "install a C compiler and the static C library: apt-get install gcc libc6-dev"
@@ -25,9 +27,23 @@ class AgentBuildError(HarnessError):
     """The agent could not be compiled; the message carries the compiler's own words."""
 
 
-def agent_sources(agent_dir: Path = AGENT_DIR) -> list[Path]:
-    """Every C source and header of the agent, in a stable order."""
-    return sorted(p for p in agent_dir.iterdir() if p.suffix in (".c", ".h") and p.is_file())
+def agent_sources(src_dir: Path = SRC_DIR) -> list[Path]:
+    """Every C source and header of the agent, relative to src_dir, in a stable order."""
+    return sorted(
+        p.relative_to(src_dir)
+        for p in src_dir.rglob("*")
+        if p.suffix in (".c", ".h") and p.is_file()
+    )
+
+
+def compiler_inputs(src_dir: Path = SRC_DIR) -> list[str]:
+    """The include directory and every .c file: what the compiler is given beside its flags.
+
+    Workloads include the core's headers by name, as the core's own files do. -iquote, not
+    -I: core/features.h must not shadow the C library's <features.h>.
+    """
+    c_files = (str(src_dir / p) for p in agent_sources(src_dir) if p.suffix == ".c")
+    return ["-iquote", str(src_dir / "core"), *c_files]
 
 
 def compiler() -> str:
@@ -50,14 +66,14 @@ def compiler_identity(cc: str) -> str:
     return proc.stdout
 
 
-def cache_key(sources: list[Path], identity: str, flags: tuple[str, ...] = CFLAGS) -> str:
+def cache_key(src_dir: Path, identity: str, flags: tuple[str, ...] = CFLAGS) -> str:
     h = hashlib.sha256()
     for part in (identity, "\0".join(flags)):
         h.update(part.encode())
         h.update(b"\0")
-    for src in sources:
-        data = src.read_bytes()
-        h.update(f"{src.name}\0{len(data)}\0".encode())
+    for rel in agent_sources(src_dir):
+        data = (src_dir / rel).read_bytes()
+        h.update(f"{rel.as_posix()}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
 
@@ -70,8 +86,7 @@ def default_cache_dir() -> Path:
 def build_agent(cache_dir: Path | None = None) -> Path:
     """The path of a static `uffd-agent` built from the current sources, building if needed."""
     cc = compiler()
-    sources = agent_sources()
-    key = cache_key(sources, compiler_identity(cc))
+    key = cache_key(SRC_DIR, compiler_identity(cc))
     target = (cache_dir if cache_dir is not None else default_cache_dir()) / key / BINARY_NAME
     if target.is_file():
         return target
@@ -79,7 +94,7 @@ def build_agent(cache_dir: Path | None = None) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{BINARY_NAME}.", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    cmd = [cc, *CFLAGS, "-o", str(tmp), *(str(s) for s in sources)]
+    cmd = [cc, *CFLAGS, "-o", str(tmp), *compiler_inputs()]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:

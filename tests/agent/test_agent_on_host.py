@@ -20,10 +20,11 @@ import pytest
 from harness.agent import build
 from harness.agent.build import (
     CFLAGS,
+    SRC_DIR,
     AgentBuildError,
-    agent_sources,
     build_agent,
     cache_key,
+    compiler_inputs,
     default_cache_dir,
 )
 from harness.verdict.known_issues import load_known_issues, match
@@ -124,15 +125,19 @@ def test_agent_is_statically_linked(agent: Path):
 
 
 def test_cache_key_covers_sources_compiler_and_flags(tmp_path: Path):
-    for src in agent_sources():
-        shutil.copy(src, tmp_path / src.name)
-    sources = agent_sources(tmp_path)
-    key = cache_key(sources, "cc 1.0")
-    assert key == cache_key(sources, "cc 1.0")
-    assert key != cache_key(sources, "cc 1.1")
-    assert key != cache_key(sources, "cc 1.0", (*CFLAGS, "-g"))
-    (tmp_path / "main.c").write_text((tmp_path / "main.c").read_text() + "\n")
-    assert key != cache_key(sources, "cc 1.0")
+    src = tmp_path / "src"
+    shutil.copytree(SRC_DIR, src)
+    key = cache_key(src, "cc 1.0")
+    assert key == cache_key(src, "cc 1.0")
+    assert key != cache_key(src, "cc 1.1")
+    assert key != cache_key(src, "cc 1.0", (*CFLAGS, "-g"))
+    main = src / "core" / "main.c"
+    main.write_text(main.read_text() + "\n")
+    edited = cache_key(src, "cc 1.0")
+    assert edited != key
+    # Where a file lives is part of the tree too: the same bytes moved is another key.
+    (src / "workloads" / "detach.c").rename(src / "core" / "detach.c")
+    assert cache_key(src, "cc 1.0") != edited
 
 
 def test_default_cache_dir_honours_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
@@ -172,9 +177,9 @@ def test_fallback_uapi_definitions_build_without_system_headers(cache_dir: Path)
     # AGENT_OWN_UAPI ignores <linux/userfaultfd.h> and <linux/fs.h>: the fallbacks alone
     # must be complete and match the kernel ABI (uapi.h asserts the struct sizes).
     cc = build.compiler()
-    sources = [str(s) for s in agent_sources() if s.suffix == ".c"]
     proc = subprocess.run(
-        [cc, "-fsyntax-only", "-DAGENT_OWN_UAPI", "-Wall", "-Werror", "-pthread", *sources],
+        [cc, "-fsyntax-only", "-DAGENT_OWN_UAPI", "-Wall", "-Werror", "-pthread"]
+        + compiler_inputs(),
         capture_output=True,
         text=True,
         check=False,
