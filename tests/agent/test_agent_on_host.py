@@ -219,6 +219,12 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
         assert by_name[name] == CLASSIC_TYPES, name
 
 
+def test_every_workload_has_one_source_file_named_after_it(agent: Path):
+    listed = {w["name"] for w in json.loads(run_agent(agent, "list").stdout)}
+    files = {p.stem.replace("_", "-") for p in (SRC_DIR / "workloads").glob("*.c")}
+    assert files == listed
+
+
 def test_features_describe_this_kernel(agent: Path):
     proc = run_agent(agent, "features")
     assert proc.returncode == 0, proc.stderr

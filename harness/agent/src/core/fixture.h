@@ -88,31 +88,4 @@ bool write_expect_quiet(struct fx *fx, const size_t *pages, size_t n);
 /* Protect or unprotect a range, recording the outcome. */
 bool fx_protect(struct fx *fx, const char *name, const void *addr, size_t len, bool wp);
 
-/*
- * Run op(arg) inside uffd's mmap_changing window (changing.c): uffd, registered over zap
- * with UFFD_FEATURE_EVENT_REMOVE and read by no handler, gets a REMOVE event from a
- * thread's MADV_DONTNEED of [zap, zap+len), which waits until it is read. False if the
- * window could not be had (recorded), or the thread got stuck (r->stuck).
- */
-bool while_mmap_changing(struct result *r, int uffd, char *zap, size_t len, void (*op)(void *arg), void *arg);
-
-/* Minor-fault fixtures (fx_minor.c). */
-#define CONTINUE_IOCTL (1ULL << _UFFDIO_CONTINUE)
-
-/* Skip naming the feature unless MODE_MINOR works on this memory type. */
-bool need_minor(struct run *run);
-/*
- * Write generation gen into every page through the alias (never registered), with the
- * handler watching: records <what>-complete and <what>-do-not-fault. False if the
- * writers got stuck (the run must just return).
- */
-bool alias_writes(struct fx *fx, const char *what, unsigned gen);
-/*
- * REGISTER without MODE_MINOR must not offer CONTINUE, and with it must: leaves the
- * area registered with MODE_MINOR|extra_mode. False if that registration failed.
- */
-bool register_minor(struct fx *fx, uint64_t extra_mode);
-/* The minor-fault counts after reading every page once through the registered mapping. */
-void check_minor_reads(struct fx *fx, const char *name, struct hstats before, size_t n);
-
 #endif

@@ -1,9 +1,9 @@
-/* What the minor-fault workloads share: feature gates, the alias fill, REGISTER bitmasks. */
 #define _GNU_SOURCE
+#include "minor_fixture.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "fixture.h"
 #include "uffd.h"
 #include "util.h"
 
@@ -69,4 +69,19 @@ void check_minor_reads(struct fx *fx, const char *name, struct hstats before, si
 		    "MISSING fault messages while reading pages the page cache holds");
 	check_value(fx->r, "continue-maps-whole-page", (long long)(s.short_resolves - before.short_resolves), 0,
 		    "CONTINUEs whose mapped was not %zu (the last reported %lld)", fx->a.psize, (long long)s.short_out);
+}
+
+bool read_expect_minor(struct fx *fx, const size_t *pages, size_t n)
+{
+	struct result *r = fx->r;
+	struct hstats before = handler_stats(&fx->h);
+	bool ok;
+
+	set_phase(r, "read %zu pages through the registered mapping", n);
+	ok = read_pages(r, &fx->a, fx->a.base, pages, n, fx->run->threads, true, pool_wait_ms(n));
+	check_value(r, "reads-complete", ok, 1, "reader threads finished within %u ms", pool_wait_ms(n));
+	if (!ok)
+		return false;
+	check_minor_reads(fx, "one-minor-fault-per-page", before, n);
+	return true;
 }

@@ -6,6 +6,8 @@
  * output field for -EAGAIN race": before it the field was left as the caller set it).
  */
 #define _GNU_SOURCE
+#include "mmap_changing.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>

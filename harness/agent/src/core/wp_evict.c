@@ -1,21 +1,17 @@
 /*
- * wp-swap, wp-zap: protection must outlive the page table entry. After MADV_PAGEOUT
- * the uffd-wp bit lives in the swap entry (or, for file pages, a PTE marker); after
- * MADV_DONTNEED of shared file memory it lives in a PTE marker. Either way pagemap
- * bit 57 stays set, faulting the page back in keeps it protected, and the next write
- * raises a WP fault. Even pages are read back first (swap-in or fault-in, then write);
- * odd pages are written directly over the swap entry or marker.
+ * The shape wp-swap and wp-zap share: protection must outlive the page table entry.
+ * Pagemap bit 57 stays set while the page is away, faulting the page back in keeps it
+ * protected, and the next write raises a WP fault. Even pages are read back first
+ * (swap-in or fault-in, then write); odd pages are written directly over the swap
+ * entry or marker.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <stdlib.h>
-#include <sys/mman.h>
+#include "wp_evict.h"
 
-#include "fixture.h"
+#include <stdlib.h>
+
 #include "pagemap.h"
 #include "util.h"
-
-enum evict { EVICT_PAGEOUT, EVICT_DONTNEED };
 
 static void check_pages(struct fx *fx, const size_t *pages, size_t n, const char *bits_name, const char *data_name)
 {
@@ -37,35 +33,12 @@ static void check_pages(struct fx *fx, const size_t *pages, size_t n, const char
 	check_value(fx->r, data_name, (long long)bad, 0, "4K subpages read back without the initial bytes");
 }
 
-/* MADV_PAGEOUT skips pages still in a per-CPU LRU batch; a few rounds get them all. */
-static int page_out(struct fx *fx)
-{
-	int rc = 0;
-
-	for (int round = 0; round < 5; round++) {
-		struct pm_counts c;
-
-		rc = madvise(fx->a.base, fx->a.size, MADV_PAGEOUT) ? errno : 0;
-		if (rc || pagemap_count(fx->a.base, fx->a.size, &c) || !c.present)
-			break;
-		sleep_ms(20);
-	}
-	return rc;
-}
-
-static void evict_workload(struct run *run, enum evict how)
+void wp_evict(struct run *run, void (*evict)(struct fx *fx))
 {
 	struct result *r = run->r;
 	size_t n_even, n_all, *even = NULL, *all = NULL;
 	struct fx fx;
-	int rc;
 
-	if (!need_wp(run, 0))
-		return;
-	if (how == EVICT_PAGEOUT && !swap_active()) {
-		skip(r, "no swap: /proc/swaps lists no active swap area");
-		return;
-	}
 	if (!fx_setup(&fx, run, 0, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, 0))
 		return;
 	even = page_list(fx.a.npages, PAGES_EVEN, run->seed, &n_even);
@@ -75,19 +48,7 @@ static void evict_workload(struct run *run, enum evict how)
 		goto out;
 	check_wp_bits(r, "wp-bit-set-after-protect", fx.a.base, fx.a.size, true);
 
-	if (how == EVICT_PAGEOUT) {
-		set_phase(r, "MADV_PAGEOUT");
-		check_errno(r, "madv-pageout", page_out(&fx), 0, "madvise(MADV_PAGEOUT)");
-		check_present(r, "paged-out", fx.a.base, fx.a.size, false);
-		check_wp_bits(r, "wp-bit-kept-when-swapped", fx.a.base, fx.a.size, true);
-	} else {
-		set_phase(r, "MADV_DONTNEED");
-		rc = madvise(fx.a.base, fx.a.size, MADV_DONTNEED) ? errno : 0;
-		check_errno(r, "madv-dontneed", rc, 0, "madvise(MADV_DONTNEED)");
-		check_present(r, "zapped", fx.a.base, fx.a.size, false);
-		check_wp_bits(r, "wp-bit-kept-as-marker", fx.a.base, fx.a.size, true);
-		check_data(&fx, "file-keeps-data", fx.a.alias, NULL, GEN_INITIAL);
-	}
+	evict(&fx);
 
 	set_phase(r, "read back even pages");
 	if (!check_value(r, "reads-complete", read_pages(r, &fx.a, fx.a.base, even, n_even, run->threads, false, WAIT_MS),
@@ -109,14 +70,4 @@ out:
 	fx_teardown(&fx);
 	free(even);
 	free(all);
-}
-
-void wp_swap(struct run *run)
-{
-	evict_workload(run, EVICT_PAGEOUT);
-}
-
-void wp_zap(struct run *run)
-{
-	evict_workload(run, EVICT_DONTNEED);
 }

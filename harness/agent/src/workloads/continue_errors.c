@@ -1,15 +1,17 @@
 /*
- * continue-errors, continue-dontwake, continue-wp: the UFFDIO_CONTINUE contract beyond
- * the plain round trip: its error returns (and the mapped field they write), DONTWAKE
- * with an explicit UFFDIO_WAKE, and CONTINUE_MODE_WP (6.4).
+ * continue-errors: UFFDIO_CONTINUE's error returns and the mapped field they write: EFAULT
+ * on a page-cache hole, ENOENT off registered ranges, EINVAL for bad arguments, EEXIST once
+ * mapped, EAGAIN in the mmap_changing window; and what it does where MODE_MINOR was not
+ * registered.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "fixture.h"
+#include "minor_fixture.h"
+#include "mmap_changing.h"
 #include "uffd.h"
 #include "util.h"
 
@@ -161,117 +163,4 @@ void continue_errors(struct run *run)
 		    "uffd messages (nothing here touches the registered mapping first)");
 	check_handler_clean(&fx);
 	fx_teardown(&fx);
-}
-
-void continue_dontwake(struct run *run)
-{
-	struct result *r = run->r;
-	struct solo *s;
-	int64_t mapped = 0;
-	struct fx fx;
-	int rc;
-
-	if (!need_minor(run) || !fx_setup(&fx, run, 0, 0, 0, UFFDIO_REGISTER_MODE_MINOR, 0))
-		return;
-	if (!alias_writes(&fx, "alias-fill", GEN_WRITTEN))
-		return;
-	fx.h.on_fault = handler_hold;
-
-	set_phase(r, "read page 0 and hold the fault");
-	s = solo_start(r, &fx.a, fx.a.base, 0, run->seed, GEN_WRITTEN, false, &rc);
-	if (!check_errno(r, "start-reader", rc, 0, "pthread_create"))
-		goto out;
-	if (!check_value(r, "fault-delivered", handler_wait(&fx.h, 1, WAIT_MS), 1,
-			 "fault message within %u ms of reading through the registered mapping", WAIT_MS)) {
-		r->stuck = true;
-		return;
-	}
-	check_value(r, "fault-is-minor", (long long)handler_stats(&fx.h).minor, 1, "MINOR fault messages");
-	check_value(r, "reader-blocked-in-fault", solo_blocked(s, WAIT_MS), 1,
-		    "reader thread asleep in the fault within %u ms", WAIT_MS);
-
-	set_phase(r, "CONTINUE with DONTWAKE");
-	rc = uffd_continue(fx.uffd, fx.a.base, fx.a.psize, UFFDIO_CONTINUE_MODE_DONTWAKE, &mapped);
-	if (check_errno(r, "continue-dontwake", -rc, 0, "UFFDIO_CONTINUE mode DONTWAKE"))
-		check_value(r, "continue-dontwake-mapped", mapped, (long long)fx.a.psize, "its mapped field");
-	check_present(r, "mapped-before-wake", fx.a.base, fx.a.psize, true);
-	check_value(r, "reader-still-blocked", solo_finished(s, QUIET_MS), 0,
-		    "reader finished within %u ms of a CONTINUE with DONTWAKE", QUIET_MS);
-
-	set_phase(r, "wake");
-	check_errno(r, "wake", -uffd_wake(fx.uffd, fx.a.base, fx.a.psize), 0, "UFFDIO_WAKE");
-	if (!check_value(r, "reader-completes-after-wake", solo_finished(s, WAIT_MS), 1,
-			 "reader finished within %u ms of UFFDIO_WAKE", WAIT_MS)) {
-		r->stuck = true;
-		return;
-	}
-	check_value(r, "reader-sees-alias-bytes", (long long)s->bad, 0,
-		    "4K subpages of page 0 the reader saw without the alias's bytes");
-	solo_free(s);
-	check_handler_clean(&fx);
-out:
-	fx_teardown(&fx);
-}
-
-/* REGISTER offers CONTINUE_MODE_WP only implicitly: it must fail where WP is not registered. */
-static void continue_wp_needs_wp(struct fx *fx)
-{
-	struct result *r = fx->r;
-	char *view = mmap(NULL, fx->a.size, PROT_READ | PROT_WRITE, MAP_SHARED, fx->a.fd, 0);
-	int rc;
-
-	if (!check_errno(r, "map-third-view", view == MAP_FAILED ? errno : 0, 0, "mmap a third view of the memfd"))
-		return;
-	rc = uffd_register(fx->uffd, view, fx->a.size, UFFDIO_REGISTER_MODE_MINOR, NULL);
-	if (check_errno(r, "register-minor-view", -rc, 0, "UFFDIO_REGISTER(MODE_MINOR) of the third view")) {
-		rc = uffd_continue(fx->uffd, view, fx->a.psize, UFFDIO_CONTINUE_MODE_WP, NULL);
-		check_errno(r, "continue-wp-without-wp-is-einval", -rc, EINVAL,
-			    "UFFDIO_CONTINUE mode WP on a range registered without MODE_WP");
-	}
-	munmap(view, fx->a.size);
-}
-
-void continue_wp(struct run *run)
-{
-	struct result *r = run->r;
-	size_t n, *pages;
-	struct hstats before;
-	struct fx fx;
-	bool ok;
-
-	if (!need_minor(run) || !need_wp(run, 0))
-		return;
-	/* The mode has no feature bit; the selftests take WP_UNPOPULATED, from the same release. */
-	if (!(run->features & UFFD_FEATURE_WP_UNPOPULATED)) {
-		skip(r, "kernel lacks UFFDIO_CONTINUE_MODE_WP (6.4; no feature bit of its own, and "
-			"UFFD_FEATURE_WP_UNPOPULATED from the same release is missing)");
-		return;
-	}
-	if (!fx_setup(&fx, run, 0, 0, 0, UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_WP, 0))
-		return;
-	pages = page_list(fx.a.npages, PAGES_ALL, run->seed, &n);
-	fx.h.continue_mode = UFFDIO_CONTINUE_MODE_WP;
-	if (!alias_writes(&fx, "alias-fill", GEN_INITIAL))
-		return;
-	set_phase(r, "read through the registered mapping");
-	before = handler_stats(&fx.h);
-	ok = read_pages(r, &fx.a, fx.a.base, pages, n, run->threads, true, pool_wait_ms(n));
-	check_value(r, "reads-complete", ok, 1, "reader threads finished within %u ms", pool_wait_ms(n));
-	if (!ok)
-		return;
-	check_minor_reads(&fx, "one-minor-fault-per-page", before, n);
-	check_present(r, "registered-view-mapped", fx.a.base, fx.a.size, true);
-	check_wp_bits(r, "continue-wp-sets-wp-bit", fx.a.base, fx.a.size, true);
-	check_data(&fx, "reads-see-alias-bytes", fx.a.base, NULL, GEN_INITIAL);
-
-	if (!write_expect_faults(&fx, pages, n))
-		return;
-	check_fault_addrs(&fx, "wp-fault-addresses-match-writes", n, pages, n);
-	check_wp_bits(r, "wp-bit-clear-after-writes", fx.a.base, fx.a.size, false);
-	check_data(&fx, "data-intact", fx.a.base, NULL, GEN_WRITTEN);
-	check_data(&fx, "alias-sees-writes", fx.a.alias, NULL, GEN_WRITTEN);
-	continue_wp_needs_wp(&fx);
-	check_handler_clean(&fx);
-	fx_teardown(&fx);
-	free(pages);
 }

@@ -1,10 +1,8 @@
 /*
- * missing-copy, missing-zeropage: the baseline every other mode builds on. A first touch
- * of a page that does not exist raises one MISSING message (with FLAG_WRITE exactly when
- * the touch was a store); UFFDIO_COPY fills it with the given bytes, UFFDIO_ZEROPAGE with
- * zeros (not on hugetlb: no huge zero page); a second fill of a populated page is EEXIST.
- * missing-dontwake: with DONTWAKE either fill maps the page and leaves the faulting
- * thread asleep until UFFDIO_WAKE.
+ * missing-copy: the baseline every other mode builds on. A first touch of a page that does
+ * not exist raises one MISSING message (with FLAG_WRITE exactly when the touch was a store);
+ * UFFDIO_COPY fills it with the given bytes; a second fill of a populated page is EEXIST,
+ * and a COPY in the mmap_changing window is EAGAIN.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,10 +12,10 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "missing_checks.h"
+#include "mmap_changing.h"
 #include "uffd.h"
 #include "util.h"
-
-#define ZEROPAGE_IOCTL (1ULL << _UFFDIO_ZEROPAGE)
 
 /* Odd pages are written, even pages read: only the writes may carry FLAG_WRITE. */
 struct flags_seen {
@@ -69,17 +67,6 @@ static bool touch_all(struct fx *fx, size_t *all, size_t n_all)
 	return true;
 }
 
-static void check_fills(struct fx *fx, size_t n)
-{
-	struct hstats s = handler_stats(&fx->h);
-
-	check_value(fx->r, "one-missing-fault-per-page", (long long)s.missing, (long long)n,
-		    "MISSING fault messages for first touches of %zu pages", n);
-	check_value(fx->r, "no-other-faults", (long long)(s.wp + s.minor), 0, "WP and MINOR fault messages");
-	check_value(fx->r, "fill-covers-whole-page", (long long)s.short_resolves, 0,
-		    "fills that reported other than %zu bytes (the last %lld)", fx->a.psize, (long long)s.short_out);
-}
-
 /* A private mapping's copies are its own: nothing may reach the file behind it. */
 static void check_file_empty(struct fx *fx)
 {
@@ -89,26 +76,6 @@ static void check_file_empty(struct fx *fx)
 	if (check_errno(fx->r, "fstat-memfd", rc, 0, "fstat(memfd)"))
 		check_value(fx->r, "file-stays-empty", (long long)st.st_blocks, 0,
 			    "512-byte blocks allocated to the file behind the private mapping");
-}
-
-static void retry_fill(struct fx *fx, bool zeropage)
-{
-	const char *op = zeropage ? "ZEROPAGE" : "COPY";
-	int64_t out = 0;
-	int rc;
-
-	if (zeropage) {
-		rc = uffd_zeropage(fx->uffd, fx->a.base, fx->a.psize, 0, &out);
-	} else {
-		char *src = calloc(1, fx->a.psize);
-
-		if (!src)
-			abort();
-		rc = uffd_copy(fx->uffd, fx->a.base, src, fx->a.psize, 0, &out);
-		free(src);
-	}
-	check_errno(fx->r, "refill-is-eexist", -rc, EEXIST, "UFFDIO_%s over a populated page", op);
-	check_value(fx->r, "refill-reports-eexist", out, -EEXIST, "the output field of that %s", op);
 }
 
 struct pending_copy {
@@ -177,7 +144,7 @@ void missing_copy(struct run *run)
 	pages = page_list(fx.a.npages, PAGES_ALL, run->seed, &n);
 	if (!touch_all(&fx, pages, n))
 		return;
-	check_fills(&fx, n);
+	check_missing_fills(&fx, n);
 	check_fault_addrs(&fx, "fault-addresses-match-touches", 0, pages, n);
 	check_value(r, "write-flag-marks-stores", (long long)fs.wrong_write_flag, 0,
 		    "MISSING messages whose FLAG_WRITE disagreed with the access (stores to odd pages only)");
@@ -192,7 +159,7 @@ void missing_copy(struct run *run)
 	else if (fx.a.fd >= 0)
 		check_file_empty(&fx);
 	free(gens);
-	retry_fill(&fx, false);
+	check_refill_eexist(&fx, false);
 	if (run->mem == MEM_ANON)
 		mmap_changing(&fx);
 	if (r->stuck)
@@ -200,139 +167,4 @@ void missing_copy(struct run *run)
 	check_handler_clean(&fx);
 	fx_teardown(&fx);
 	free(pages);
-}
-
-static void zeropage_on_hugetlb(struct fx *fx)
-{
-	int64_t out = 0;
-	int rc;
-
-	check_value(fx->r, "ioctls-lack-zeropage", !!(fx->ioctls & ZEROPAGE_IOCTL), 0,
-		    "ZEROPAGE in the ioctls REGISTER(MODE_MISSING) of hugetlb returned (0x%llx)",
-		    (unsigned long long)fx->ioctls);
-	rc = uffd_zeropage(fx->uffd, fx->a.base, fx->a.psize, 0, &out);
-	check_errno(fx->r, "zeropage-is-einval", -rc, EINVAL, "UFFDIO_ZEROPAGE of a hugetlb page");
-	check_value(fx->r, "zeropage-reports-einval", out, -EINVAL, "its zeropage field");
-	check_present(fx->r, "nothing-mapped", fx->a.base, fx->a.size, false);
-}
-
-void missing_zeropage(struct run *run)
-{
-	struct result *r = run->r;
-	size_t n, *pages, nonzero = 0;
-	struct fx fx;
-	bool ok;
-
-	if (!need_features(run, missing_features(run->mem)) ||
-	    !fx_setup(&fx, run, 0, 0, 0, UFFDIO_REGISTER_MODE_MISSING, 0))
-		return;
-	if (mem_info(run->mem)->hugetlb) {
-		zeropage_on_hugetlb(&fx);
-		check_handler_clean(&fx);
-		fx_teardown(&fx);
-		return;
-	}
-	check_value(r, "ioctls-have-zeropage", !!(fx.ioctls & ZEROPAGE_IOCTL), 1,
-		    "ZEROPAGE in the ioctls REGISTER(MODE_MISSING) returned (0x%llx)", (unsigned long long)fx.ioctls);
-	fx.h.missing_op = MISSING_ZEROPAGE;
-	pages = page_list(fx.a.npages, PAGES_ALL, run->seed, &n);
-	set_phase(r, "read every page");
-	ok = read_pages(r, &fx.a, fx.a.base, pages, n, run->threads, true, pool_wait_ms(n));
-	check_value(r, "reads-complete", ok, 1, "reader threads finished within %u ms", pool_wait_ms(n));
-	if (!ok)
-		return;
-	check_fills(&fx, n);
-	check_fault_addrs(&fx, "fault-addresses-match-reads", 0, pages, n);
-	check_present(r, "zero-pages-mapped", fx.a.base, fx.a.size, true);
-	for (size_t s = 0; s < fx.a.size / BASE_PAGE; s++)
-		nonzero += *stamp_at(fx.a.base, s) != 0;
-	check_value(r, "reads-see-zeros", (long long)nonzero, 0, "4K subpages that read non-zero");
-	retry_fill(&fx, true);
-	/* Whatever ZEROPAGE mapped (the shared zero page, or a zeroed page) takes stores. */
-	if (!write_expect_quiet(&fx, pages, n))
-		return;
-	check_data(&fx, "data-intact", fx.a.base, NULL, GEN_WRITTEN);
-	if (fx.a.alias)
-		check_data(&fx, "alias-sees-writes", fx.a.alias, NULL, GEN_WRITTEN);
-	check_handler_clean(&fx);
-	fx_teardown(&fx);
-	free(pages);
-}
-
-/*
- * Resolve page p's held MISSING fault with COPY (or ZEROPAGE) in DONTWAKE mode: the page
- * is mapped yet the reader sleeps on until UFFDIO_WAKE. False: the reader is stuck.
- */
-static bool fill_dontwake(struct fx *fx, size_t p, bool zeropage, char *src)
-{
-	struct result *r = fx->r;
-	const struct area *a = &fx->a;
-	char *page = a->base + p * a->psize;
-	size_t spp = subpages_per_page(a);
-	int64_t out = 0;
-	struct solo *s;
-	int rc;
-
-	set_phase(r, "read page %zu, hold the fault, %s with DONTWAKE", p, zeropage ? "ZEROPAGE" : "COPY");
-	check_prefix(r, zeropage ? "zeropage-" : "copy-");
-	s = solo_start(r, a, a->base, p, fx->run->seed, GEN_INITIAL, false, &rc);
-	check_errno(r, "start-reader", rc, 0, "pthread_create");
-	if (!s)
-		goto out;
-	if (!check_value(r, "fault-delivered", handler_wait(&fx->h, p + 1, WAIT_MS), 1,
-			 "fault message within %u ms of the read", WAIT_MS)) {
-		r->stuck = true;
-		goto stuck;
-	}
-	check_value(r, "reader-blocked-in-fault", solo_blocked(s, WAIT_MS), 1,
-		    "reader thread asleep in the fault within %u ms", WAIT_MS);
-	if (zeropage) {
-		rc = uffd_zeropage(fx->uffd, page, a->psize, UFFDIO_ZEROPAGE_MODE_DONTWAKE, &out);
-	} else {
-		for (size_t i = 0; i < spp; i++)
-			*stamp_at(src, i) = stamp(fx->run->seed, GEN_INITIAL, p * spp + i);
-		rc = uffd_copy(fx->uffd, page, src, a->psize, UFFDIO_COPY_MODE_DONTWAKE, &out);
-	}
-	check_errno(r, "dontwake-succeeds", -rc, 0, "the fill with DONTWAKE");
-	check_value(r, "dontwake-reports-length", out, (long long)a->psize, "its output field");
-	check_present(r, "mapped-before-wake", page, a->psize, true);
-	check_value(r, "reader-still-blocked", solo_finished(s, QUIET_MS), 0,
-		    "reader finished within %u ms of a fill with DONTWAKE", QUIET_MS);
-	check_errno(r, "wake", -uffd_wake(fx->uffd, page, a->psize), 0, "UFFDIO_WAKE");
-	if (!check_value(r, "reader-completes-after-wake", solo_finished(s, WAIT_MS), 1,
-			 "reader finished within %u ms of UFFDIO_WAKE", WAIT_MS)) {
-		r->stuck = true;
-		goto stuck;
-	}
-	/* The reader counts the 4K subpages that lack generation GEN_INITIAL's stamp. */
-	check_value(r, "reader-sees-filled-bytes", (long long)s->bad, zeropage ? (long long)spp : 0,
-		    "4K subpages of page %zu without the copied stamp, as the reader saw them", p);
-	solo_free(s);
-out:
-	check_prefix(r, "");
-	return true;
-stuck:
-	check_prefix(r, "");
-	return false;
-}
-
-void missing_dontwake(struct run *run)
-{
-	struct fx fx;
-	char *src;
-
-	if (!need_features(run, missing_features(run->mem)) ||
-	    !fx_setup(&fx, run, 2, 0, 0, UFFDIO_REGISTER_MODE_MISSING, 0))
-		return;
-	fx.h.on_fault = handler_hold;
-	src = calloc(1, fx.a.psize);
-	if (!src)
-		abort();
-	if (!fill_dontwake(&fx, 0, false, src))
-		return;
-	if (!mem_info(run->mem)->hugetlb && !fill_dontwake(&fx, 1, true, src))
-		return;
-	free(src);
-	check_handler_clean(&fx);
-	fx_teardown(&fx);
 }
