@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import HarnessError
-from harness.guest.guest import Guest
+from harness.guest.guest import Guest, GuestHang
 from harness.guest.ssh import CommandTimeout
 
 REMOTE_PATH = "/tmp/uffd-agent"
@@ -30,14 +30,6 @@ class AgentResult:
 
 class AgentError(HarnessError):
     pass
-
-
-class GuestHang(HarnessError):
-    """The agent did not finish in time; `dump` holds the guest's SysRq w/l output."""
-
-    def __init__(self, command: str, timeout: float, dump: str, partial: str):
-        self.command, self.timeout, self.dump, self.partial = command, timeout, dump, partial
-        super().__init__(f"hang: `{command}` did not finish within {timeout:g} s")
 
 
 def parse_output(stdout: str) -> tuple[object, str]:

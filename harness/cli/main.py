@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness import HarnessError, UsageError
-from harness.agent.session import GuestHang
-from harness.guest.guest import Guest, guest_from_settings
+from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
 from harness.progress import Clock
 from harness.settings.options import (

@@ -40,6 +40,14 @@ class PhaseTimeout(HarnessError):
     pass
 
 
+class GuestHang(HarnessError):
+    """A guest command did not finish in time; `dump` holds the guest's SysRq w/l output."""
+
+    def __init__(self, command: str, timeout: float, dump: str, partial: str):
+        self.command, self.timeout, self.dump, self.partial = command, timeout, dump, partial
+        super().__init__(f"hang: `{command}` did not finish within {timeout:g} s")
+
+
 class Guest:
     """Start with start() (or `with Guest(...) as g`); stop() is idempotent and always runs."""
 

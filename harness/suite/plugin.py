@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import HarnessError
-from harness.agent.session import AgentSession, GuestHang
-from harness.guest.guest import Guest, guest_from_settings
+from harness.agent.session import AgentSession
+from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
 from harness.results.provenance import provenance
