@@ -1,6 +1,6 @@
 """The bench's boot figures: bare boots (the same kernel and guest with a trivial init)
-interleaved with boots to SSH ready, each timed from its console as it is written, and
-SSH costs on every ready guest."""
+interleaved with boots to SSH ready, each timed from its console as it is written (the
+ready ones through their guest's events), and SSH costs on every ready guest."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ from harness.bench.profile import (
     boot_marks,
     boot_profile,
     kernel_clock,
+    ready_record,
 )
 from harness.bench.report import Figure, ProfileRow, fmt_seconds, median
 from harness.bench.run import Bench, timed
+from harness.events import Event
 
 if TYPE_CHECKING:
     from harness.guest.guest import Guest
@@ -145,44 +147,20 @@ def bare_boot(template: Guest, kernel_file: Path, initrd: Path, log: Path) -> Bo
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
-class _Marks:
-    """A Guest progress callback that notes when each phase reports."""
-
-    def __init__(self) -> None:
-        self.times: dict[str, float] = {}
-
-    def __call__(self, phase: str, message: str) -> None:
-        now = time.monotonic()
-        if phase == "image":
-            self.times["spawn"] = now  # the last image message comes just before the spawn
-        elif phase == "boot" and message.startswith("QEMU pid"):
-            self.times["qmp"] = now  # reported once QMP has answered
-
-
 def ready_boot(b: Bench, log: Path) -> tuple[BootRecord, Guest]:
-    """Boot to SSH ready with the token verified; the caller stops the guest."""
+    """Boot to SSH ready with the token verified, timed by the guest's own events; the
+    caller stops the guest."""
     from harness.guest.guest import guest_from_settings
 
-    marks = _Marks()
-    guest = guest_from_settings(b.settings, console_log=log, progress=marks)
-    t_call = time.monotonic()
+    events: list[Event] = []
+    guest = guest_from_settings(b.settings, console_log=log, events=events.append)
     try:
-        with ConsoleWatch(log) as watch:
-            guest.start()
-            end = time.monotonic()
+        guest.start()
     except BaseException:
         guest.stop()
         guest.cleanup()
         raise
-    rec = BootRecord(
-        "ready",
-        marks.times.get("spawn", t_call),
-        end,
-        first_output=watch.first_output,
-        qmp=marks.times.get("qmp"),
-        lines=watch.lines,
-    )
-    return rec, guest
+    return ready_record(events), guest
 
 
 def kernel_log(guest: Guest, rec: BootRecord) -> None:

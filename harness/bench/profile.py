@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.bench.report import ProfileRow, median
+from harness.events import BootLine, BootStart, Event, QmpReady, SshReady
 
 # -- boot timelines ------------------------------------------------------------------------
 
@@ -52,6 +53,21 @@ class BootRecord:
     @property
     def total(self) -> float:
         return self.end - self.spawn
+
+
+def ready_record(events: list[Event]) -> BootRecord:
+    """A boot to SSH ready from its guest's events: the first QEMU spawn, the QMP greeting,
+    each console line as it was read (the first non-blank one is the first output), and
+    the token verified."""
+    lines = [(e.t, e.text) for e in events if isinstance(e, BootLine)]
+    return BootRecord(
+        "ready",
+        next(e.t for e in events if isinstance(e, BootStart)),
+        next(e.t for e in events if isinstance(e, SshReady)),
+        first_output=next((t for t, text in lines if text.strip()), None),
+        qmp=next((e.t for e in events if isinstance(e, QmpReady)), None),
+        lines=lines,
+    )
 
 
 #: Boot marks in order, each with the label of the stage that ends at it. Every mark is
@@ -168,12 +184,11 @@ def boot_difference(boots: list[BootRecord]) -> list[ProfileRow]:
 
 
 def ssh_kind(cmd: str) -> str:
+    """A guest command's kind in the timings; pushes are an event of their own ("push")."""
     if cmd.startswith("/tmp/uffd-agent"):
         return "agent"
     if cmd.startswith("dmesg -c"):
         return "dmesg"
-    if cmd.startswith("cat >"):
-        return "push"
     return "other"
 
 

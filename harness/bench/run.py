@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from harness.bench.profile import top_functions
 from harness.bench.report import Figure, ProfileRow
+from harness.events import Progress
 
 if TYPE_CHECKING:
     from harness.guest.guest import Guest
-
-Say = Callable[[str, str], None]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -47,7 +46,7 @@ class Bench:
     case: tuple[str, str] | None
     stress_seconds: int
     stress_threads: int
-    say: Say
+    say: Progress
     figures: list[Figure] = field(default_factory=list)
     profiles: dict[str, list[ProfileRow]] = field(default_factory=dict)
     stress: dict[str, Any] = field(default_factory=dict)

@@ -1,5 +1,6 @@
 """The timing plugin inside the bench's own pytest runs: per-test wall time, phases,
-report hooks, SSH commands and guest starts and stops, written to a JSON file.
+report hooks, and the guest's events (starts, stops, SSH commands, pushes), written to a
+JSON file.
 
 pytest loads `harness.bench.command` (`-p harness.bench.command`), whose pytest_configure registers
 PytestTimer; this module holds the plugin itself.
@@ -16,6 +17,7 @@ from pluggy import HookimplMarker
 
 from harness.bench.profile import ssh_kind
 from harness.bench.report import AGENT_DURATION
+from harness.events import CommandEnd, Event, GuestStarting, GuestStop, Push, SshReady
 
 # pytest's own marker, without importing pytest into every CLI start.
 hookimpl = HookimplMarker("pytest")
@@ -27,7 +29,8 @@ class PytestTimer:
     """Per-test timings inside the bench's own pytest runs: wall time per test, each
     phase, the hooks after it, every SSH command by kind, guest starts and stops.
 
-    Loaded with `-p harness.bench.command` and TIMING_ENV naming the JSON file to write.
+    Loaded with `-p harness.bench.command` and TIMING_ENV naming the JSON file to write;
+    the guests' events come through the suite plugin's `pytest_uffd_event` hook.
     """
 
     def __init__(self, path: Path):
@@ -36,53 +39,33 @@ class PytestTimer:
         self.tests: list[dict[str, Any]] = []
         self.current: dict[str, Any] | None = None
         self.boots = 0
-        self._in_guest_start = False
-        self._patch()
+        self._starting: float | None = None  # when the guest start under way began
 
-    def _patch(self) -> None:
-        # Wrapping the methods is the only way to see inside a test without changing the
-        # code under measurement; the wrappers cost microseconds.
-        from harness.guest import guest, ssh
-
-        timer = self
-        run, start, stop = ssh.SshSession.run, guest.Guest.start, guest.Guest.stop
-
-        def timed_run(self_: Any, cmd: str, *a: Any, **kw: Any) -> Any:
-            t0 = time.monotonic()
-            try:
-                return run(self_, cmd, *a, **kw)
-            finally:
-                timer._ssh(cmd, time.monotonic() - t0)
-
-        def timed_start(self_: Any) -> Any:
-            t0 = time.monotonic()
-            timer._in_guest_start = True
-            try:
-                return start(self_)
-            finally:
-                timer._in_guest_start = False
-                timer.boots += 1
-                timer._add("guest_start", time.monotonic() - t0)
-
-        def timed_stop(self_: Any) -> Any:
-            t0 = time.monotonic()
-            try:
-                return stop(self_)
-            finally:
-                if not timer._in_guest_start:
-                    timer._add("guest_stop", time.monotonic() - t0)
-
-        ssh.SshSession.run = timed_run  # type: ignore[method-assign]
-        guest.Guest.start = timed_start  # type: ignore[method-assign]
-        guest.Guest.stop = timed_stop  # type: ignore[method-assign]
+    @hookimpl(optionalhook=True)
+    def pytest_uffd_event(self, event: Event) -> None:
+        """The suite plugin's guests report here; each cost goes to the running test."""
+        match event:
+            case GuestStarting():
+                self._starting = event.t
+            case SshReady() | GuestStop() if self._starting is not None:
+                # A start ends ready, or stopped because it failed: both took this long.
+                self.boots += 1
+                self._add("guest_start", event.t - self._starting)
+                self._starting = None
+            case GuestStop():
+                self._add("guest_stop", event.seconds)
+            case CommandEnd():
+                self._ssh(ssh_kind(event.cmd), event.seconds)
+            case Push():
+                self._ssh("push", event.seconds)
 
     def _add(self, key: str, seconds: float) -> None:
         if self.current is not None:
             self.current[key] = self.current.get(key, 0.0) + seconds
 
-    def _ssh(self, cmd: str, seconds: float) -> None:
-        if self.current is not None and not self._in_guest_start:
-            self.current["ssh"].append({"kind": ssh_kind(cmd), "seconds": seconds})
+    def _ssh(self, kind: str, seconds: float) -> None:
+        if self.current is not None:
+            self.current["ssh"].append({"kind": kind, "seconds": seconds})
 
     @hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: Any) -> None:

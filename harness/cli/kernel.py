@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.progress import Clock
 from harness.host.cache import cache_root
 from harness.kernel.build import BASES, BuildRequest, build_kernel
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
 from harness.kernel.info import config_sources, find_modules_tree, format_info
-from harness.progress import Clock
 
 
 def cmd_kernel_build(args: argparse.Namespace) -> int:
@@ -23,9 +23,9 @@ def cmd_kernel_build(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         allow_dropped=args.allow_dropped,
     )
-    bzimage = build_kernel(req, clock)
+    bzimage = build_kernel(req, clock.say)
     size = bzimage.stat().st_size / 2**20
-    clock("done", f"{inspect_kernel(bzimage).release}, {size:.1f} MiB")
+    clock.say("done", f"{inspect_kernel(bzimage).release}, {size:.1f} MiB")
     print(bzimage, flush=True)
     return 0
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness import HarnessError, UsageError
+from harness.cli.progress import Clock
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
-from harness.progress import Clock
 from harness.settings.options import (
     GUEST_OPTIONS,
     SUITE_OPTIONS,
@@ -35,7 +35,7 @@ def _write(stream: "object") -> "object":
 
 
 @contextlib.contextmanager
-def running_guest(guest: Guest, clock: Clock, keep_log: bool) -> Iterator[Guest]:
+def running_guest(guest: Guest, keep_log: bool) -> Iterator[Guest]:
     """Start the guest, and whatever happens stop it; report kernel crashes seen on its
     console, and keep the console log when something went wrong or it was asked for."""
     from harness.verdict.crashlog import parse as parse_crashes
@@ -46,10 +46,7 @@ def running_guest(guest: Guest, clock: Clock, keep_log: bool) -> Iterator[Guest]
         yield guest
         ok = True
     finally:
-        if guest.qemu and not guest.alive():
-            clock("guest", f"QEMU exited (code {guest.qemu.proc.returncode}): the guest died")
         guest.stop()
-        clock("stop", "guest stopped")
         crashes = parse_crashes(guest.console.read())
         for c in crashes:
             print(f"kernel crash: {c.title}", file=sys.stderr)
@@ -60,9 +57,8 @@ def running_guest(guest: Guest, clock: Clock, keep_log: bool) -> Iterator[Guest]
         guest.crashes = crashes
 
 
-def run_streamed(guest: Guest, cmd: str, timeout: float, clock: Clock, stdout: bool = True):
+def run_streamed(guest: Guest, cmd: str, timeout: float, stdout: bool = True):
     """Run `cmd` with its stderr (and stdout) streamed; a timeout becomes a hang report."""
-    clock("run", cmd)
     try:
         res = guest.run(
             cmd,
@@ -72,23 +68,20 @@ def run_streamed(guest: Guest, cmd: str, timeout: float, clock: Clock, stdout: b
         )
     except CommandTimeout:
         raise GuestHang(cmd, timeout, guest.hang_dump(), "") from None
-    clock("run", f"exit code {res.exit_code} after {res.duration:.2f} s")
     return res
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
     clock = Clock()
     guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
-    with running_guest(guest, clock, keep_log=bool(args.console_log)):
+    with running_guest(guest, keep_log=bool(args.console_log)):
         for f in args.push:
-            remote = f"/tmp/{f.name}"
-            digest = guest.push(f, remote, 0o755 if f.stat().st_mode & 0o111 else 0o644)
-            clock("push", f"{f} -> {remote} (sha256 {digest[:12]} verified)")
+            guest.push(f, f"/tmp/{f.name}", 0o755 if f.stat().st_mode & 0o111 else 0o644)
         if args.command:
-            code = run_streamed(guest, shlex.join(args.command), args.timeout, clock).exit_code
+            code = run_streamed(guest, shlex.join(args.command), args.timeout).exit_code
         else:
             assert guest.ssh
-            clock("shell", "interactive shell; exit it to stop the guest")
+            clock.say("shell", "interactive shell; exit it to stop the guest")
             code = guest.ssh.shell()
     return 1 if guest.crashes and code == 0 else code
 
@@ -104,14 +97,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
     clock = Clock()
     t0 = time.monotonic()
     binary = build_agent()
-    clock("agent", f"{binary} ({time.monotonic() - t0:.2f} s)")
+    clock.say("agent", f"{binary} ({time.monotonic() - t0:.2f} s)")
     guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
     suite = args.agent_args[0] == "suite"
-    with running_guest(guest, clock, keep_log=bool(args.console_log)):
-        session = AgentSession(guest, binary)
-        clock("push", f"{REMOTE_PATH} (sha256 {session.digest[:12]} verified)")
+    with running_guest(guest, keep_log=bool(args.console_log)):
+        AgentSession(guest, binary)
         cmd = shlex.join([REMOTE_PATH, *args.agent_args])
-        res = run_streamed(guest, cmd, args.timeout, clock, stdout=not suite)
+        res = run_streamed(guest, cmd, args.timeout, stdout=not suite)
         code = res.exit_code
         if suite:
             results, _ = parse_output(res.stdout.decode(errors="replace"))

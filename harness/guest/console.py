@@ -51,11 +51,13 @@ class ConsoleLog:
         start: int = 0,
         keep_going: Callable[[], bool] = lambda: True,
         poll: float = 0.02,
+        on_line: Callable[[str], None] | None = None,
     ) -> Match | None:
         """The first match of any pattern after `start`, or None on timeout or once
-        `keep_going()` turns false (QEMU gone). Reads only what is new each time."""
+        `keep_going()` turns false (QEMU gone). Reads only what is new each time, and
+        hands each whole line it read to `on_line` as soon as it has read it."""
         deadline = time.monotonic() + timeout
-        buf = b""
+        buf = partial = b""
         pos = start
         while True:
             # Asked before reading, so the last words of a guest that just died are read.
@@ -67,6 +69,10 @@ class ConsoleLog:
             except FileNotFoundError:
                 new = b""
             if new:
+                if on_line:
+                    *lines, partial = (partial + new).split(b"\n")
+                    for line in lines:
+                        on_line(line.decode("utf-8", "replace").rstrip("\r"))
                 # Keep a margin from the previous chunk so a marker split across two
                 # reads is still found.
                 keep = buf[-256:]

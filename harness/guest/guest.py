@@ -8,6 +8,27 @@ import time
 from pathlib import Path
 
 from harness import HarnessError
+from harness.events import (
+    AccelChosen,
+    BootEnd,
+    BootLine,
+    BootStart,
+    CommandEnd,
+    CommandStart,
+    DriversMissing,
+    GuestStarting,
+    GuestStop,
+    ImageReady,
+    KernelChosen,
+    KernelWarning,
+    PortTaken,
+    Push,
+    PvhKernel,
+    QmpReady,
+    Sink,
+    SshReady,
+    ignore,
+)
 from harness.guest.console import ANY_OUTPUT, GUEST_ERROR, READY, ConsoleLog
 from harness.guest.qemu import (
     TOKEN_PARAM,
@@ -25,7 +46,6 @@ from harness.image.initramfs import DEFAULT_RECIPE, GuestImage, build_image
 from harness.image.sshkeys import client_key
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel, pvh_vmlinux
 from harness.kernel.info import config_warnings, find_modules_tree
-from harness.progress import Progress
 from harness.settings.spec import GuestSpec, format_pagesize, parse_hugepages, parse_size_mb
 
 #: Seconds from QEMU start to the guest's READY line, per accelerator.
@@ -57,7 +77,7 @@ class Guest:
         kernel: KernelImage,
         console_log: Path | None = None,
         backing: tuple[Path, int] | None = None,
-        progress: Progress | None = None,
+        events: Sink = ignore,
         boot_timeout: float | None = None,
         recipe: Path = DEFAULT_RECIPE,
     ):
@@ -65,7 +85,7 @@ class Guest:
         self.kernel = kernel
         self.backing = backing
         self.recipe = recipe
-        self.progress = progress or (lambda phase, msg: None)
+        self.events = events
         self.boot_timeout = boot_timeout or BOOT_TIMEOUT[spec.accel]
         self.token = secrets.token_hex(16)
         # Socket paths must stay short (108 bytes), hence a private dir under /tmp.
@@ -78,10 +98,13 @@ class Guest:
         self.accel_reason = ""
         self.crashes: list = []  # set by whoever parsed the console after a run
         self.port = 0
+        self._stop_due = False  # started and not yet stopped: stop() reports GuestStop
 
     # -- phases --------------------------------------------------------------------------
 
     def start(self) -> "Guest":
+        self._stop_due = True
+        self.events(GuestStarting())
         try:
             self._image()
             self._boot()
@@ -94,17 +117,14 @@ class Guest:
     def _image(self) -> None:
         t0 = time.monotonic()
         self.image = build_image(find_modules_tree(self.kernel), self.recipe)
-        how = "cached" if self.image.cached else "built"
-        self.progress("image", f"{how} {self.image.initrd} in {time.monotonic() - t0:.2f} s")
+        self.events(ImageReady(self.image.initrd, self.image.cached, time.monotonic() - t0))
         t0 = time.monotonic()
         vmlinux = pvh_vmlinux(self.kernel, cache_root())
         if vmlinux:
             self.boot_kernel = vmlinux
-            self.progress("image", f"PVH boot from {vmlinux} ({time.monotonic() - t0:.2f} s)")
+            self.events(PvhKernel(vmlinux, time.monotonic() - t0))
         if self.image.missing_optional:
-            self.progress(
-                "image", "kernel lacks optional drivers: " + ", ".join(self.image.missing_optional)
-            )
+            self.events(DriversMissing(tuple(self.image.missing_optional)))
 
     def _launch(self) -> QemuProcess:
         assert self.image
@@ -119,23 +139,23 @@ class Guest:
             argv = build_argv(self.spec, files, self.port, self.token, self.backing)
             qemu = QemuProcess(argv, self.workdir / "qemu.stderr", files.qmp_socket)
             self.qemu = qemu
+            spec = self.spec
+            self.events(
+                BootStart(qemu.pid, self.port, spec.accel, spec.cpu_model, spec.smp, spec.mem_mb)
+            )
             try:
                 qemu.connect_qmp()
+                self.events(QmpReady(qemu.pid))
                 return qemu
             except QemuExited as e:
                 if not e.port_taken or attempt == PORT_ATTEMPTS:
                     raise
-                self.progress("boot", f"port {self.port} was taken, retrying")
+                self.events(PortTaken(self.port))
         raise AssertionError("unreachable")
 
     def _boot(self) -> None:
         t0 = time.monotonic()
         qemu = self._launch()
-        self.progress(
-            "boot",
-            f"QEMU pid {qemu.pid} ({self.spec.accel}, -cpu {self.spec.cpu_model}, "
-            f"{self.spec.smp} CPUs, {self.spec.mem_mb} MiB), ssh port {self.port}",
-        )
         if self.spec.accel == "kvm":
             silent = not self.console.wait_for(
                 [ANY_OUTPUT],
@@ -150,7 +170,13 @@ class Guest:
                     "virtualization must be enabled); drop --accel kvm to use TCG"
                 )
         remaining = self.boot_timeout - (time.monotonic() - t0)
-        found = self.console.wait_for([READY, GUEST_ERROR], remaining, keep_going=qemu.alive)
+        # From offset 0 even after the KVM check: every line of the boot is reported.
+        found = self.console.wait_for(
+            [READY, GUEST_ERROR],
+            remaining,
+            keep_going=qemu.alive,
+            on_line=lambda text: self.events(BootLine(text)),
+        )
         if found is None:
             if not qemu.alive():
                 raise HarnessError(
@@ -164,7 +190,7 @@ class Guest:
             )
         if found.pattern is GUEST_ERROR:
             raise HarnessError(f"guest reported: {found.text.removeprefix('uffd-harness: ')}")
-        self.progress("boot", f"guest ready in {time.monotonic() - t0:.2f} s")
+        self.events(BootEnd(time.monotonic() - t0))
 
     def _connect(self) -> None:
         assert self.qemu and self.image
@@ -199,19 +225,30 @@ class Guest:
                 f"the guest kernel allocated only {', '.join(short)} at boot; give the guest "
                 "more --mem or ask for fewer --hugepages"
             )
-        self.progress("ssh", f"connected, boot token verified in {time.monotonic() - t0:.2f} s")
+        self.events(SshReady(self.port, time.monotonic() - t0))
 
     # -- use -----------------------------------------------------------------------------
 
     def run(self, cmd: str, timeout: float, **kw: object) -> RunResult:
         if not self.ssh:
             raise HarnessError("guest is not connected")
-        return self.ssh.run(cmd, timeout, **kw)  # type: ignore[arg-type]
+        self.events(CommandStart(cmd))
+        t0 = time.monotonic()
+        try:
+            res = self.ssh.run(cmd, timeout, **kw)  # type: ignore[arg-type]
+        except HarnessError as e:
+            self.events(CommandEnd(cmd, time.monotonic() - t0, None, str(e)))
+            raise
+        self.events(CommandEnd(cmd, res.duration, res.exit_code))
+        return res
 
     def push(self, local: Path, remote: str, mode: int = 0o644) -> str:
         if not self.ssh:
             raise HarnessError("guest is not connected")
-        return self.ssh.push(local, remote, mode)
+        t0 = time.monotonic()
+        digest = self.ssh.push(local, remote, mode)
+        self.events(Push(local, remote, digest, time.monotonic() - t0))
+        return digest
 
     def alive(self) -> bool:
         return bool(self.qemu and self.qemu.alive())
@@ -257,11 +294,15 @@ class Guest:
         return self.console.read(start)
 
     def stop(self) -> None:
+        t0 = time.monotonic()
+        died = bool(self.qemu and not self.qemu.alive())
         if self.ssh:
             self.ssh.close()
             self.ssh = None
-        if self.qemu:
-            self.qemu.stop()
+        code = self.qemu.stop() if self.qemu else None
+        if self._stop_due:
+            self._stop_due = False
+            self.events(GuestStop(time.monotonic() - t0, code, died))
 
     def cleanup(self) -> None:
         """Remove the private work dir (the console log too, unless it was given a path)."""
@@ -277,21 +318,20 @@ class Guest:
 def guest_from_settings(
     settings: dict[str, object],
     console_log: Path | None = None,
-    progress: Progress | None = None,
+    events: Sink = ignore,
     **guest_kw: object,
 ) -> Guest:
     """Validate merged settings (kernel, accelerator, sizes, pools) into a Guest, not started.
 
     Every check that needs no QEMU happens here, so bad input fails in milliseconds.
     """
-    say = progress or (lambda phase, msg: None)
     kernel_arg = settings.get("kernel")
     kernel = inspect_kernel(Path(str(kernel_arg))) if kernel_arg else default_kernel()
-    say("kernel", f"{kernel.path}: {kernel.release}")
+    events(KernelChosen(kernel.path, kernel.release))
     for warning in config_warnings(kernel):
-        say("kernel", f"WARNING: {warning}")
+        events(KernelWarning(warning))
     accel = choose_accel(str(settings["accel"]))
-    say("accel", accel.reason)
+    events(AccelChosen(accel.accel, accel.reason))
     spec = GuestSpec(
         kernel=kernel.path,
         accel=accel.accel,
@@ -309,8 +349,6 @@ def guest_from_settings(
         backing = host_backing(
             spec.mem_mb, read_pools(), hugetlbfs_mounts(Path("/proc/mounts").read_text())
         )
-    guest = Guest(
-        spec, kernel, console_log=console_log, backing=backing, progress=progress, **guest_kw
-    )
+    guest = Guest(spec, kernel, console_log=console_log, backing=backing, events=events, **guest_kw)
     guest.accel_reason = accel.reason
     return guest

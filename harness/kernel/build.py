@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import HarnessError, UsageError
+from harness.events import Progress
 from harness.kernel.info import MODULES_INSTALL
 from harness.kernel.kconfig import (
     Option,
@@ -30,7 +31,6 @@ from harness.kernel.kconfig import (
     verify,
 )
 from harness.kernel.patches import apply_series
-from harness.progress import Progress
 
 BASES = ("defconfig", "tinyconfig")
 #: The modules_install tree inside a build's --out directory.

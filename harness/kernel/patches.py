@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import HarnessError, UsageError
-from harness.progress import Progress
+from harness.events import Progress
 
 # =========================================================================================
 # Reading a series: mbox files and directories of patches

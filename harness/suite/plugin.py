@@ -15,12 +15,14 @@ import pytest
 
 from harness import HarnessError
 from harness.agent.session import AgentSession
+from harness.events import Event
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
 from harness.results.provenance import provenance
 from harness.results.records import RunDir, TestRecord, hardware_fingerprint, new_run_id
 from harness.settings.spec import load_guest_config, merge_settings
+from harness.suite import hooks
 
 #: Default per-test limit for a guest command, per accelerator.
 TEST_TIMEOUT = {"kvm": 120.0, "tcg": 300.0}
@@ -71,6 +73,10 @@ def _worker(config: pytest.Config) -> str:
     return getattr(config, "workerinput", {}).get("workerid", "main")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "guest: boots a real QEMU guest")
     workerinput = getattr(config, "workerinput", None)
@@ -106,6 +112,9 @@ class GuestPool:
         self.pending_meta: dict = {}
         self.timeout: float | None = None
 
+    def _event(self, event: Event) -> None:
+        self.config.hook.pytest_uffd_event(event=event)
+
     def _healthy(self) -> bool:
         g = self.guest
         return bool(g and g.alive() and g.ssh and g.ssh.alive())
@@ -116,7 +125,7 @@ class GuestPool:
         if self.guest is None:
             self.boots += 1
             log = self.run.root / f"console-{self.worker}-{self.boots}.log"
-            guest = guest_from_settings(self.settings, console_log=log)
+            guest = guest_from_settings(self.settings, console_log=log, events=self._event)
             self.timeout = float(self.settings["guest_timeout"] or TEST_TIMEOUT[guest.spec.accel])
             guest.start()
             self.guest = guest

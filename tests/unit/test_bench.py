@@ -21,6 +21,7 @@ from harness.bench.profile import (
     overhead_profile,
     overheads,
     parse_printk,
+    ready_record,
     slowest_agents,
     ssh_kind,
     steady_tests,
@@ -39,6 +40,21 @@ from harness.bench.report import (
     report_json,
     stats,
     stress_rows,
+)
+from harness.bench.timer import PytestTimer
+from harness.events import (
+    BootEnd,
+    BootLine,
+    BootStart,
+    CommandEnd,
+    CommandStart,
+    GuestStarting,
+    GuestStop,
+    ImageReady,
+    PortTaken,
+    Push,
+    QmpReady,
+    SshReady,
 )
 
 # -- recorded figures ---------------------------------------------------------------------
@@ -60,16 +76,26 @@ DMESG = """\
 """
 
 
-def ready_boot(spawn: float = 100.0, end: float = 118.60) -> BootRecord:
-    return BootRecord(
-        "ready",
-        spawn,
-        end,
-        first_output=105.48,
-        qmp=100.635,
-        lines=READY_LINES,
-        dmesg=DMESG,
-    )
+#: The events of that ready boot as its guest emitted them: a port was taken once, the
+#: console's first line is blank.
+READY_EVENTS = [
+    GuestStarting(t=99.2),
+    ImageReady(Path("/c/initramfs.cpio"), True, 0.1, t=99.3),
+    BootStart(4242, 34567, "tcg", "max", 2, 3072, t=100.0),
+    PortTaken(34567, t=100.1),
+    BootStart(4243, 34568, "tcg", "max", 2, 3072, t=100.2),
+    QmpReady(4243, t=100.635),
+    BootLine("", t=105.1),
+    *(BootLine(text, t=t) for t, text in READY_LINES),
+    BootEnd(16.65, t=116.65),
+    SshReady(34568, 1.95, t=118.60),
+]
+
+
+def ready_boot() -> BootRecord:
+    rec = ready_record(READY_EVENTS)
+    rec.dmesg = DMESG
+    return rec
 
 
 def bare_boot() -> BootRecord:
@@ -270,6 +296,14 @@ def test_printk_lines_are_parsed_and_run_init_found():
     assert kernel_clock(bare_boot()) == 9.61
 
 
+def test_a_ready_boot_is_recorded_from_its_events():
+    b = ready_boot()
+    # From the first spawn (a taken port is part of the boot) to the token verified.
+    assert (b.spawn, b.qmp, b.end) == (100.0, 100.635, 118.60)
+    assert b.first_output == 105.48  # the first line with something in it
+    assert b.lines[1:] == READY_LINES
+
+
 def test_ready_boot_stages_add_up_to_its_total():
     b = ready_boot()
     st = boot_stages(b)
@@ -310,6 +344,79 @@ def test_boot_profile_and_difference_on_recorded_boots():
 
 
 # -- per-test and suite breakdowns --------------------------------------------------------
+
+
+#: The guest's events during the first test of a recorded overhead run (the test that
+#: boots the guest), and during the last (the one whose teardown stops it).
+FIRST_TEST_EVENTS = [
+    *READY_EVENTS,
+    CommandStart("dmesg -c", t=118.61),
+    CommandEnd("dmesg -c", 0.18, 0, t=118.79),
+    Push(Path("/c/uffd-agent"), "/tmp/uffd-agent", "ab" * 32, 0.99, t=119.8),
+    CommandStart("/tmp/uffd-agent run wp-errors --mem anon; rc=$?; ...", t=119.81),
+    CommandEnd("/tmp/uffd-agent run wp-errors --mem anon; rc=$?; ...", 0.32, 0, t=120.13),
+    CommandEnd("dmesg -c", 0.15, 0, t=120.3),
+]
+LAST_TEST_EVENTS = [
+    CommandEnd("/tmp/uffd-agent run wp-errors --mem anon; rc=$?; ...", 0.2, 0, t=130.2),
+    CommandEnd("sleep 999", 5.0, None, "command timed out after 5 s", t=135.2),
+    GuestStop(0.036, 0, False, t=136.0),
+]
+
+
+class FakeItem:
+    def __init__(self, name: str):
+        self.nodeid = f"test_overhead.py::{name}"
+
+
+def timed_test(timer: PytestTimer, name: str, events: list) -> dict:
+    """One test through the timer's protocol wrapper, the guest's events inside it."""
+    wrapper = timer.pytest_runtest_protocol(FakeItem(name), None)
+    next(wrapper)
+    for e in events:
+        timer.pytest_uffd_event(e)
+    with pytest.raises(StopIteration):
+        wrapper.send(None)
+    return timer.tests[-1]
+
+
+def test_the_timer_credits_boots_commands_pushes_and_stops_to_their_test(tmp_path: Path):
+    timer = PytestTimer(tmp_path / "timing.json")
+    timer.pytest_uffd_event(CommandEnd("true", 9.0, 0))  # between tests: nobody's
+    first = timed_test(timer, "test_agent[wp-errors-anon-00]", FIRST_TEST_EVENTS)
+    last = timed_test(timer, "test_agent[wp-errors-anon-01]", LAST_TEST_EVENTS)
+    assert first["guest_start"] == pytest.approx(118.60 - 99.2)
+    assert "guest_stop" not in first
+    assert first["ssh"] == [
+        {"kind": "dmesg", "seconds": 0.18},
+        {"kind": "push", "seconds": 0.99},
+        {"kind": "agent", "seconds": 0.32},
+        {"kind": "dmesg", "seconds": 0.15},
+    ]
+    assert last["ssh"] == [
+        {"kind": "agent", "seconds": 0.2},
+        {"kind": "other", "seconds": 5.0},
+    ]
+    assert last["guest_stop"] == 0.036 and "guest_start" not in last
+    assert timer.boots == 1
+    # The parts of each test's wall still add up with these records.
+    for t in (first, last):
+        assert sum(time_parts(t).values()) == pytest.approx(t["end"] - t["start"])
+    timer.pytest_unconfigure(None)
+    data = json.loads((tmp_path / "timing.json").read_text())
+    assert data["boots"] == 1 and [t["name"] for t in data["tests"]] == [
+        "test_agent[wp-errors-anon-00]",
+        "test_agent[wp-errors-anon-01]",
+    ]
+
+
+def test_a_start_that_fails_counts_as_a_boot_up_to_its_stop(tmp_path: Path):
+    timer = PytestTimer(tmp_path / "timing.json")
+    failed = [GuestStarting(t=10.0), BootStart(1, 2, "tcg", "max", 2, 3072, t=10.5)]
+    failed.append(GuestStop(0.5, 0, False, t=41.0))
+    test = timed_test(timer, "test_agent[wp-basic-anon]", failed)
+    assert test["guest_start"] == 31.0 and "guest_stop" not in test
+    assert timer.boots == 1
 
 
 def test_steady_tests_leave_out_the_boot_and_the_stop():
@@ -366,7 +473,6 @@ def test_slowest_agents_and_their_share():
     [
         ("/tmp/uffd-agent run wp-basic --mem anon", "agent"),
         ("dmesg -c", "dmesg"),
-        ("cat > '/tmp/uffd-agent.part' && chmod 755 ...", "push"),
         ("true", "other"),
     ],
 )

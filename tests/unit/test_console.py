@@ -54,3 +54,32 @@ def test_last_words_of_a_dead_guest_are_read(tmp_path):
     path = tmp_path / "c.log"
     path.write_bytes(b"uffd-harness: READY\n")
     assert ConsoleLog(path).wait_for([READY], timeout=30, keep_going=lambda: False)
+
+
+def test_whole_lines_are_handed_on_once_as_they_are_read(tmp_path):
+    path = tmp_path / "c.log"
+    path.write_bytes(b"")
+    seen: list[tuple[float, str]] = []
+
+    def writer():
+        with path.open("ab") as f:
+            for piece in (b"[ 0.0] Linux\r\n\r\nuffd-harness: ini", b"t started\n", b"uffd-h"):
+                time.sleep(0.1)
+                f.write(piece)
+                f.flush()
+            time.sleep(0.1)
+            f.write(b"arness: READY\npartial")
+
+    threading.Thread(target=writer).start()
+    m = ConsoleLog(path).wait_for(
+        [READY], timeout=5, on_line=lambda text: seen.append((time.monotonic(), text))
+    )
+    assert m is not None
+    assert [text for _, text in seen] == [
+        "[ 0.0] Linux",
+        "",
+        "uffd-harness: init started",
+        "uffd-harness: READY",
+    ]
+    # Each line is stamped when its end was read, not when the wait ended.
+    assert seen[2][0] - seen[0][0] >= 0.08

@@ -24,7 +24,7 @@ STAGES = [
     "cli",
 ]
 #: Below every stage: the package root (errors, version) and the progress events.
-BASE = {"harness", "harness.progress"}
+BASE = {"harness", "harness.events"}
 #: Above every stage: `python -m harness`.
 TOP = {"harness.__main__"}
 
