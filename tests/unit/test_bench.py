@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import HarnessError
 from harness.bench import boot as bench_boot
 from harness.bench import command as bench
 from harness.bench import report as bench_report
@@ -55,7 +56,9 @@ from harness.events import (
     Push,
     QmpReady,
     SshReady,
+    ignore,
 )
+from harness.suite import plugin as suite_plugin
 
 # -- recorded figures ---------------------------------------------------------------------
 
@@ -417,6 +420,30 @@ def test_a_start_that_fails_counts_as_a_boot_up_to_its_stop(tmp_path: Path):
     test = timed_test(timer, "test_agent[wp-basic-anon]", failed)
     assert test["guest_start"] == 31.0 and "guest_stop" not in test
     assert timer.boots == 1
+
+
+def test_the_suite_plugins_guests_report_to_a_timer_in_the_session(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """GuestPool gives its guests a sink that calls the session's pytest_uffd_event hook,
+    which the timer implements (this session loads the suite plugin, tests/conftest.py)."""
+    sinks = []
+
+    def no_guest(settings, console_log=None, events=ignore, **kw):
+        sinks.append(events)
+        raise HarnessError("no guest in a unit test")
+
+    monkeypatch.setattr(suite_plugin, "guest_from_settings", no_guest)
+    timer = PytestTimer(tmp_path / "timing.json")
+    request.config.pluginmanager.register(timer, "test-timer")
+    try:
+        with pytest.raises(HarnessError):
+            suite_plugin.GuestPool(request.config).get()
+        timer.current = {"ssh": []}
+        sinks[0](Push(Path("/c/uffd-agent"), "/tmp/uffd-agent", "ab" * 32, 0.5))
+    finally:
+        request.config.pluginmanager.unregister(timer)
+    assert timer.current["ssh"] == [{"kind": "push", "seconds": 0.5}]
 
 
 def test_steady_tests_leave_out_the_boot_and_the_stop():
