@@ -137,11 +137,15 @@ class Guest:
             # binds it; QEMU then exits at once and we try another.
             self.port = free_port()
             argv = build_argv(self.spec, files, self.port, self.token, self.backing)
+            # Stamped before the spawn, as the bench's bare boots are, so the two compare.
+            spawn = time.monotonic()
             qemu = QemuProcess(argv, self.workdir / "qemu.stderr", files.qmp_socket)
             self.qemu = qemu
             spec = self.spec
             self.events(
-                BootStart(qemu.pid, self.port, spec.accel, spec.cpu_model, spec.smp, spec.mem_mb)
+                BootStart(
+                    qemu.pid, self.port, spec.accel, spec.cpu_model, spec.smp, spec.mem_mb, t=spawn
+                )
             )
             try:
                 qemu.connect_qmp()
