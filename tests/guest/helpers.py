@@ -15,8 +15,8 @@ os.environ["UFFD_HARNESS_TEST_OWNER"] = str(os.getpid())
 
 def make_guest(settings: dict, **overrides: object) -> Guest:
     """A guest (not started) from the session's settings, with some of them changed;
-    Guest keyword arguments (recipe, backing, progress) pass through."""
-    guest_kw = {k: overrides.pop(k) for k in ("recipe", "backing", "progress") if k in overrides}
+    Guest keyword arguments (recipe, backing, events) pass through."""
+    guest_kw = {k: overrides.pop(k) for k in ("recipe", "backing", "events") if k in overrides}
     return guest_from_settings({**settings, **overrides}, **guest_kw)
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from harness import HarnessError
+from harness.events import Event, PortTaken
 from harness.guest.ssh import CommandTimeout
 from harness.settings.spec import parse_hugepages
 
@@ -153,12 +154,12 @@ def test_port_taken_between_choice_and_bind_is_retried(settings, monkeypatch):
     ports = [busy.getsockname()[1]]
     real = guest_mod.free_port
     monkeypatch.setattr(guest_mod, "free_port", lambda: ports.pop() if ports else real())
-    notes: list[str] = []
-    g = make_guest(settings, progress=lambda phase, msg: notes.append(msg))
+    seen: list[Event] = []
+    g = make_guest(settings, events=seen.append)
     try:
         g.start()
         assert g.port != busy.getsockname()[1]
-        assert any("was taken, retrying" in n for n in notes)
+        assert [e.port for e in seen if isinstance(e, PortTaken)] == [busy.getsockname()[1]]
         assert g.run("true", timeout=30).exit_code == 0
     finally:
         g.stop()

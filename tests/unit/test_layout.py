@@ -23,7 +23,7 @@ STAGES = [
     "bench",
     "cli",
 ]
-#: Below every stage: the package root (errors, version) and the progress events.
+#: Below every stage: the package root (errors, version) and the events (harness.events).
 BASE = {"harness", "harness.events"}
 #: Above every stage: `python -m harness`.
 TOP = {"harness.__main__"}
