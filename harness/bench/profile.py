@@ -76,12 +76,12 @@ def ready_record(events: list[Event]) -> BootRecord:
 BOOT_STAGES = {
     "bare": [
         ("qmp", "QEMU start (-> QMP greeting)"),
-        ("first_output", "firmware, kernel load, early kernel (-> first console byte)"),
+        ("first_output", "firmware, kernel load, early kernel (-> first console output)"),
         ("init", "kernel init, initramfs unpack (-> trivial init's line)"),
     ],
     "ready": [
         ("qmp", "QEMU start (-> QMP greeting)"),
-        ("first_output", "firmware, kernel load, early kernel (-> first console byte)"),
+        ("first_output", "firmware, kernel load, early kernel (-> first console output)"),
         ("init", "kernel init, initramfs unpack, /init mounts (-> 'init started')"),
         ("zram_on", "init: hugetlbfs, insmod, zram swap (-> 'zram swap on')"),
         ("ready", "init: network, dropbear listening (-> READY)"),
