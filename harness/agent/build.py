@@ -11,11 +11,10 @@ final one and are renamed into place, so concurrent builders never see half a fi
 import hashlib
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 from harness import HarnessError
-from harness.host.cache import cache_root
+from harness.host.cache import cache_root, staged
 
 SRC_DIR = Path(__file__).resolve().parent / "src"
 BINARY_NAME = "uffd-agent"
@@ -90,12 +89,8 @@ def build_agent(cache_dir: Path | None = None) -> Path:
     target = (cache_dir if cache_dir is not None else default_cache_dir()) / key / BINARY_NAME
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{BINARY_NAME}.", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    cmd = [cc, *CFLAGS, "-o", str(tmp), *compiler_inputs()]
-    try:
+    with staged(target) as tmp:
+        cmd = [cc, *CFLAGS, "-o", str(tmp), *compiler_inputs()]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             output = (proc.stdout + proc.stderr).strip()
@@ -104,7 +99,4 @@ def build_agent(cache_dir: Path | None = None) -> Path:
                 f"{output}\n{INSTALL_HINT} (a missing libc.a shows as `cannot find -lc`)"
             )
         tmp.chmod(0o755)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target

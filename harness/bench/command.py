@@ -126,7 +126,8 @@ def _stderr(phase: str, message: str) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import UsageError
-    from harness.results.records import atomic_write, new_run_id
+    from harness.host.cache import publish
+    from harness.results.records import new_run_id
     from harness.settings.options import settings_from_args
 
     # Absolute: the pytest runs work in other directories.
@@ -150,10 +151,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     text = render(report)
     print(text, end="")
     data = json.dumps(report_json(report), indent=1) + "\n"
-    atomic_write(workdir / "bench.json", data)
+    publish(workdir / "bench.json", data)
     (workdir / "bench.txt").write_text(text)
     if args.json:
-        atomic_write(args.json, data)
+        publish(args.json, data)
     print(f"\nfigures and logs: {workdir}", file=sys.stderr)
     return 1 if report.errors else 0
 

@@ -3,18 +3,15 @@
 import gzip
 import hashlib
 import lzma
-import os
 import re
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from harness import HarnessError
-from harness.host.cache import cache_root
+from harness.host.cache import cache_root, staged_dir
 from harness.image import cpio
 from harness.kernel.modules import ModuleTree
 
@@ -207,9 +204,7 @@ def build_image(modules_root: Path | None, recipe_path: Path = DEFAULT_RECIPE) -
     if initrd.exists() and host_pub.exists():
         return GuestImage(initrd, host_pub.read_text().strip(), missing, cached=True)
 
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=entry.parent))
-    try:
+    with staged_dir(entry) as tmp:
         host_pubkey = make_dropbear_host_key(tmp / "host_key")
         applets = [a for b in recipe.binaries if b.name == "busybox" for a in busybox_applets(b)]
         entries = plan(recipe, pubkey, (tmp / "host_key").read_bytes(), modules, applets, libraries)
@@ -217,12 +212,4 @@ def build_image(modules_root: Path | None, recipe_path: Path = DEFAULT_RECIPE) -
             cpio.write(out, entries)
         (tmp / "host_key").unlink()
         (tmp / "host_key.pub").write_text(host_pubkey + "\n")
-        try:
-            os.rename(tmp, entry)
-        except OSError:
-            # Another process built the same image meanwhile: theirs is as good as ours.
-            if not initrd.exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return GuestImage(initrd, host_pub.read_text().strip(), missing, cached=False)

@@ -1,6 +1,5 @@
 """The harness's own SSH client key, and the guest host keys made at image build."""
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -8,33 +7,28 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness import HarnessError
-from harness.host.cache import cache_root
+from harness.host.cache import cache_root, publish, staged_dir
 
 
 def client_key() -> tuple[Path, str]:
     """(private key path, public key line) of the harness's ed25519 key, made on first use."""
     directory = cache_root() / "ssh"
-    directory.mkdir(mode=0o700, exist_ok=True)
     private, public = directory / "id_ed25519", directory / "id_ed25519.pub"
     if not (private.exists() and public.exists()):
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-        pub = key.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
-        # Write under temporary names then rename, so a concurrent first use (xdist
-        # workers) never sees half a key; 0600 from creation, not chmod after.
-        tmp = directory / f".id_ed25519.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        (directory / f".id_ed25519.pub.{os.getpid()}").write_bytes(pub + b" uffd-harness\n")
-        os.replace(directory / f".id_ed25519.pub.{os.getpid()}", public)
-        os.replace(tmp, private)
+        # The pair is published as one directory: a concurrent first use (xdist workers)
+        # never sees half a key or a private key from one pair and a public from another.
+        with staged_dir(directory) as tmp:
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.OpenSSH,
+                serialization.NoEncryption(),
+            )
+            pub = key.public_key().public_bytes(
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+            )
+            publish(tmp / private.name, pem, 0o600)
+            publish(tmp / public.name, pub + b" uffd-harness\n")
     return private, public.read_text().strip()
 
 

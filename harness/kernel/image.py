@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import UsageError
+from harness.host.cache import publish
 
 # Offsets in the x86 boot protocol header (Documentation/arch/x86/boot.rst).
 _BOOT_FLAG_OFF = 0x1FE  # 0xAA55
@@ -165,7 +166,6 @@ def pvh_vmlinux(kernel: KernelImage, cache: Path) -> Path | None:
     """The cached PVH-bootable vmlinux of this bzImage, or None when it has no PVH entry
     (the bzImage is then booted as it is)."""
     import hashlib
-    import os
 
     data = kernel.path.read_bytes()
     key = hashlib.sha256(data).hexdigest()[:32]
@@ -181,7 +181,4 @@ def pvh_vmlinux(kernel: KernelImage, cache: Path) -> Path | None:
     if not elf or not has_pvh_note(elf):
         marker.touch()
         return None
-    tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    tmp.write_bytes(elf)
-    os.replace(tmp, target)
-    return target
+    return publish(target, elf)

@@ -8,12 +8,11 @@ beside it and /boot.
 from __future__ import annotations
 
 import hashlib
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host.cache import cache_root
+from harness.host.cache import cache_root, publish
 from harness.kernel.image import KernelImage, bzimage_payload, decompress_payload
 from harness.kernel.kconfig import parse_config
 
@@ -198,10 +197,7 @@ def _embedded_config_of(image: Path, cache: Path | None) -> str | None:
     unpacked = decompress_payload(*payload) if payload else None
     text = embedded_config(unpacked) if unpacked else None
     if entry:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f".{entry.name}.{os.getpid()}")
-        tmp.write_text(text or "")
-        os.replace(tmp, entry)
+        publish(entry, text or "")
     return text
 
 

@@ -10,12 +10,12 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.host.cache import publish
 from harness.results.provenance import provenance
 
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
@@ -40,14 +40,6 @@ class TestRecord:
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome {self.outcome!r} not in {OUTCOMES}")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def counts(records: list[TestRecord]) -> dict[str, int]:
@@ -232,10 +224,8 @@ class RunDir:
         if record.reproduce and record.outcome in ("failed", "xpassed", "error"):
             name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in record.name)
             script = self.root / "reproduce" / f"{name}.sh"
-            atomic_write(
-                script, f"#!/bin/sh\n# {record.name}: {record.outcome}\nexec {record.reproduce}\n"
-            )
-            script.chmod(0o755)
+            text = f"#!/bin/sh\n# {record.name}: {record.outcome}\nexec {record.reproduce}\n"
+            publish(script, text, 0o777)
         # One appended line per test is O(1) and survives even a SIGKILL; the full files
         # are rewritten at most every FULL_FLUSH_S and at the end (Ctrl-C included).
         self.root.mkdir(parents=True, exist_ok=True)
@@ -247,17 +237,15 @@ class RunDir:
     def flush(self) -> None:
         """Write every file now (the end of a run, interrupted or not, calls this)."""
         self._last_full = time.monotonic()
-        atomic_write(self.root / "results.json", to_json(self.records, self.meta))
-        atomic_write(self.root / "junit.xml", to_junit(self.records))
-        atomic_write(self.root / "kcidb.json", to_kcidb(self.records, self.meta, self.run_id))
-        atomic_write(
+        publish(self.root / "results.json", to_json(self.records, self.meta))
+        publish(self.root / "junit.xml", to_junit(self.records))
+        publish(self.root / "kcidb.json", to_kcidb(self.records, self.meta, self.run_id))
+        publish(
             self.root / "summary.txt",
             summary_text(self.records, self.root, self.meta.get("boot_crashes")),
         )
         if "hardware" in self.meta:
-            atomic_write(
-                self.root / "hardware.json", json.dumps(self.meta["hardware"], indent=2) + "\n"
-            )
+            publish(self.root / "hardware.json", json.dumps(self.meta["hardware"], indent=2) + "\n")
 
 
 _CELL = {
