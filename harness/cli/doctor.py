@@ -11,6 +11,7 @@ from pathlib import Path
 from harness import HarnessError
 from harness.host.accel import choose_accel
 from harness.host.hostmem import hugetlbfs_mounts, read_pools
+from harness.kernel.elf import PT_INTERP, is_elf64, program_headers
 from harness.kernel.image import default_kernel
 from harness.settings.spec import format_pagesize
 
@@ -26,14 +27,8 @@ class Finding:
 
 def is_static_elf(path: Path) -> bool:
     """An ELF with no PT_INTERP program header needs no dynamic loader."""
-    import struct
-
     data = path.read_bytes()[:65536]
-    if data[:4] != b"\x7fELF" or data[4] != 2:
-        return False
-    (phoff,) = struct.unpack_from("<Q", data, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
-    return all(struct.unpack_from("<I", data, phoff + i * phentsize)[0] != 3 for i in range(phnum))
+    return is_elf64(data) and all(ph.type != PT_INTERP for ph in program_headers(data))
 
 
 def check_qemu() -> Finding:

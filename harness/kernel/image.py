@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness import UsageError
 from harness.host.cache import publish
+from harness.kernel.elf import notes
 
 # Offsets in the x86 boot protocol header (Documentation/arch/x86/boot.rst).
 _BOOT_FLAG_OFF = 0x1FE  # 0xAA55
@@ -142,24 +143,7 @@ def decompress_payload(kind: str, payload: bytes) -> bytes | None:
 
 def has_pvh_note(elf: bytes) -> bool:
     """True if a 64-bit ELF carries the Xen PHYS32_ENTRY note QEMU needs for PVH boot."""
-    if elf[:4] != b"\x7fELF" or elf[4] != 2:
-        return False
-    (phoff,) = struct.unpack_from("<Q", elf, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
-    for i in range(phnum):
-        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(
-            "<IIQQQQ", elf, phoff + i * phentsize
-        )
-        if p_type != 4:  # PT_NOTE
-            continue
-        pos, end = p_offset, p_offset + p_filesz
-        while pos + 12 <= end:
-            namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
-            name = elf[pos + 12 : pos + 12 + namesz].rstrip(b"\0")
-            if name == b"Xen" and ntype == _XEN_ELFNOTE_PHYS32_ENTRY:
-                return True
-            pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
-    return False
+    return any(n.name == b"Xen" and n.type == _XEN_ELFNOTE_PHYS32_ENTRY for n in notes(elf))
 
 
 def pvh_vmlinux(kernel: KernelImage, cache: Path) -> Path | None:
