@@ -25,6 +25,7 @@ from harness.bench.profile import (
 from harness.bench.report import Figure, ProfileRow, fmt_seconds, median
 from harness.bench.run import Bench, timed
 from harness.events import Event
+from harness.guest.console import ConsoleTail
 
 if TYPE_CHECKING:
     from harness.guest.guest import Guest
@@ -42,8 +43,7 @@ class ConsoleWatch:
         self.poll = poll
         self.first_output: float | None = None
         self.lines: list[tuple[float, str]] = []
-        self._pos = 0
-        self._partial = b""
+        self._tail = ConsoleTail(path)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -61,20 +61,13 @@ class ConsoleWatch:
             self._read()
 
     def _read(self) -> None:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self._pos)
-                new = f.read()
-        except FileNotFoundError:
-            return
+        new = self._tail.read_new()
         if not new:
             return
         now = time.monotonic()
-        self._pos += len(new)
         if self.first_output is None and new.strip():
             self.first_output = now
-        *complete, self._partial = (self._partial + new).split(b"\n")
-        self.lines += [(now, raw.decode("utf-8", "replace").rstrip("\r")) for raw in complete]
+        self.lines += [(now, line) for line in self._tail.complete_lines(new)]
 
 
 BARE_INIT = b"""#!/bin/sh

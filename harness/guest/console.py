@@ -18,6 +18,36 @@ class Match:
     offset: int  # byte offset just past the match
 
 
+def _read_bytes(path: Path, start: int = 0, end: int | None = None) -> bytes:
+    """Bytes [start, end) of a console file; none while QEMU has not created it yet."""
+    try:
+        with path.open("rb") as f:
+            f.seek(start)
+            return f.read() if end is None else f.read(max(0, end - start))
+    except FileNotFoundError:
+        return b""
+
+
+class ConsoleTail:
+    """Follows a console file as QEMU writes it: each read returns only what is new."""
+
+    def __init__(self, path: Path, pos: int = 0):
+        self.path = path
+        self.pos = pos  # byte offset of the first byte not read yet
+        self._partial = b""  # the start of a line whose end has not been read yet
+
+    def read_new(self) -> bytes:
+        new = _read_bytes(self.path, self.pos)
+        self.pos += len(new)
+        return new
+
+    def complete_lines(self, new: bytes) -> list[str]:
+        """The lines that `new` (from read_new) completes, without their CR LF; a line
+        still being written waits for the read that ends it."""
+        *lines, self._partial = (self._partial + new).split(b"\n")
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
+
+
 class ConsoleLog:
     """The console log of one guest. Offsets are byte positions in the file, so a test can
     record where it started and ended and slice out its own kernel log."""
@@ -32,13 +62,7 @@ class ConsoleLog:
             return 0
 
     def read(self, start: int = 0, end: int | None = None) -> str:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(start)
-                data = f.read() if end is None else f.read(max(0, end - start))
-        except FileNotFoundError:
-            return ""
-        return data.decode("utf-8", "replace")
+        return _read_bytes(self.path, start, end).decode("utf-8", "replace")
 
     def tail(self, lines: int = 15) -> str:
         text = self.read(max(0, self.offset() - 16384)).replace("\r", "")
@@ -57,28 +81,20 @@ class ConsoleLog:
         `keep_going()` turns false (QEMU gone). Reads only what is new each time, and
         hands each whole line it read to `on_line` as soon as it has read it."""
         deadline = time.monotonic() + timeout
-        buf = partial = b""
-        pos = start
+        buf = b""
+        tail = ConsoleTail(self.path, start)
         while True:
             # Asked before reading, so the last words of a guest that just died are read.
             alive = keep_going()
-            try:
-                with self.path.open("rb") as f:
-                    f.seek(pos)
-                    new = f.read()
-            except FileNotFoundError:
-                new = b""
-            if new:
+            if new := tail.read_new():
                 if on_line:
-                    *lines, partial = (partial + new).split(b"\n")
-                    for line in lines:
-                        on_line(line.decode("utf-8", "replace").rstrip("\r"))
+                    for line in tail.complete_lines(new):
+                        on_line(line)
                 # Keep a margin from the previous chunk so a marker split across two
                 # reads is still found.
                 keep = buf[-256:]
-                base = pos - len(keep)
+                base = tail.pos - len(new) - len(keep)
                 buf = keep + new
-                pos += len(new)
                 found = [(m.start(), p, m) for p in patterns if (m := p.search(buf))]
                 if found:
                     _, p, m = min(found, key=lambda t: t[0])

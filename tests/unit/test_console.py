@@ -1,7 +1,8 @@
 import threading
 import time
+from pathlib import Path
 
-from harness.guest.console import GUEST_ERROR, READY, ConsoleLog
+from harness.guest.console import GUEST_ERROR, READY, ConsoleLog, ConsoleTail
 
 
 def test_offsets_and_slices(tmp_path):
@@ -11,6 +12,28 @@ def test_offsets_and_slices(tmp_path):
     assert log.offset() == 14
     assert log.read(5) == "line two\n"
     assert log.read(0, 4) == "boot"
+
+
+def test_a_tail_reads_each_byte_once_from_where_it_starts(tmp_path):
+    path = tmp_path / "c.log"
+    tail = ConsoleTail(path, 5)
+    assert tail.read_new() == b"" and tail.pos == 5  # QEMU has not created it yet
+    with path.open("wb", buffering=0) as f:
+        f.write(b"boot\nline")
+        assert tail.read_new() == b"line"
+        assert tail.read_new() == b""
+        f.write(b" two\r\nthree")
+        assert tail.read_new() == b" two\r\nthree"
+    assert tail.pos == 20
+
+
+def test_a_tail_hands_out_whole_lines_only():
+    tail = ConsoleTail(Path("unused"))
+    assert tail.complete_lines(b"[    0.05] tsc: first\r\nuffd-harness: ini") == [
+        "[    0.05] tsc: first"
+    ]
+    assert tail.complete_lines(b"") == []
+    assert tail.complete_lines(b"t started\r\n\n") == ["uffd-harness: init started", ""]
 
 
 def test_marker_split_across_writes_is_found(tmp_path):
