@@ -12,24 +12,13 @@ from pathlib import Path
 
 from harness.bench.report import ProfileRow, median
 from harness.events import BootLine, BootStart, Event, QmpReady, SshReady
+from harness.kernel.printk import timestamped
 
 # -- boot timelines ------------------------------------------------------------------------
 
-_PRINTK = re.compile(r"^\[\s*(\d+\.\d+)\]\s?(.*)$")
-
-
-def parse_printk(text: str) -> list[tuple[float, str]]:
-    """(kernel clock seconds, message) for each timestamped line of dmesg or a console."""
-    out = []
-    for line in text.replace("\r", "").splitlines():
-        m = _PRINTK.match(line.strip())
-        if m:
-            out.append((float(m.group(1)), m.group(2)))
-    return out
-
 
 def printk_time(text: str, needle: str) -> float | None:
-    return next((t for t, msg in parse_printk(text) if needle in msg), None)
+    return next((t for t, msg in timestamped(text) if needle in msg), None)
 
 
 def line_time(lines: list[tuple[float, str]], needle: str) -> float | None:

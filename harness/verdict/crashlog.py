@@ -22,6 +22,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from harness.kernel.printk import split_line
+
 # --------------------------------------------------------------------------------------------
 # Records
 
@@ -46,16 +48,6 @@ class Crash:
 
 # --------------------------------------------------------------------------------------------
 # Line anatomy
-
-# `[   12.345678] `, `[   12.3][ T123] `, `<4>[ 1.0] `, syslog-style `<4>`, and what
-# syzkaller also strips: dropped-message notes and a login prompt glued in front.
-_CONSOLE_PREFIX = re.compile(
-    r"^(?:\*\* \d+ printk messages dropped \*\* )?"
-    r"(?:<\d+>)?(?:\[ *(?P<ts>\d+\.\d+)\])?(?:\[ *[CT]\d+\])?(?(ts) ?|)"
-)
-_LOGIN = " login: "
-# A kernel line can land mid-line after userspace output that had no newline yet.
-_EMBEDDED_TS = re.compile(r"\[ *\d+\.\d{6}\](?:\[ *[CT]\d+\])? ")
 
 _FUNC = r"(?P<func>[A-Za-z_][\w.]*)\+0x[0-9a-f]+"
 # A stack frame with an offset: ` func+0x12/0x34`, ` [<ffffffff81234567>] func+0x12/0x34`,
@@ -145,8 +137,6 @@ IGNORED = tuple(
     )
 )
 
-_TS = re.compile(r"\[ *(\d+\.\d+)\]")
-
 
 @dataclass(frozen=True)
 class _Line:
@@ -157,24 +147,9 @@ class _Line:
     prefixed: bool
 
 
-def strip_console_prefix(line: str) -> str:
-    """The kernel message of one console line, without timestamp/caller/level prefixes."""
-    return _split(line).msg
-
-
 def _split(raw: str) -> _Line:
-    raw = raw.rstrip("\r")
-    rest = raw.split(_LOGIN, 1)[1] if _LOGIN in raw else raw
-    m = _CONSOLE_PREFIX.match(rest)
-    if m.end():
-        ts = m.group("ts")
-        msg = rest[m.end() :]
-        return _Line(raw, msg, msg.strip(), float(ts) if ts else None, True)
-    if "[" in rest and (e := _EMBEDDED_TS.search(rest)):
-        msg = rest[e.end() :]
-        ts = _TS.search(e.group(0))
-        return _Line(raw, msg, msg.strip(), float(ts.group(1)) if ts else None, True)
-    return _Line(raw, rest, rest.strip(), None, False)
+    p = split_line(raw)
+    return _Line(raw.rstrip("\r"), p.msg, p.msg.strip(), p.ts, p.prefixed)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from harness.bench.profile import (
     kernel_clock,
     overhead_profile,
     overheads,
-    parse_printk,
     ready_record,
     slowest_agents,
     ssh_kind,
@@ -292,9 +291,7 @@ def test_suite_overhead_share_target_and_ratios():
 # -- boots --------------------------------------------------------------------------------
 
 
-def test_printk_lines_are_parsed_and_run_init_found():
-    lines = parse_printk(DMESG)
-    assert lines[2] == (7.035383, "Run /init as init process")
+def test_kernel_clock_at_init():
     assert kernel_clock(ready_boot()) == 7.035383
     assert kernel_clock(bare_boot()) == 9.61
 

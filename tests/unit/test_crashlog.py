@@ -174,20 +174,6 @@ def test_console_prefixes_are_stripped(style):
     assert crashes[0].text.splitlines()[0].startswith(PREFIXES[style](0).rstrip()[:3])
 
 
-def test_strip_console_prefix():
-    strip = crashlog.strip_console_prefix
-    assert strip("[   12.345678] BUG: foo") == "BUG: foo"
-    assert strip("[   12.345678][ T123] BUG: foo") == "BUG: foo"
-    assert strip("<4>[    1.000000]  dump_stack_lvl+0x44/0x5c") == " dump_stack_lvl+0x44/0x5c"
-    assert strip("** 3 printk messages dropped ** [   5.1] WARNING: x") == "WARNING: x"
-    assert strip("syzkaller login: [   5.123456] BUG: x") == "BUG: x"
-    # A kernel line glued to userspace output that had no newline yet.
-    assert strip("uffd-harness: READY[   12.345678] kernel BUG at mm/x.c:1!") == (
-        "kernel BUG at mm/x.c:1!"
-    )
-    assert strip("no prefix at all") == "no prefix at all"
-
-
 def test_crlf_console_gives_the_same_reports():
     crlf = WARNING.replace("\n", "\r\n")
     assert [c.title for c in parse(crlf)] == ["WARNING in change_pte_range"]
