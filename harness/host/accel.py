@@ -4,6 +4,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.host.cpuinfo import parse_cpuinfo
 from harness.settings.spec import ACCELS
 
 
@@ -16,12 +17,7 @@ class AccelChoice:
 
 def cpu_virt_flags(cpuinfo: str) -> set[str]:
     """The hardware-virtualization flags (vmx, svm) the host CPU advertises."""
-    found: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            found.update({"vmx", "svm"} & set(value.split()))
-    return found
+    return {"vmx", "svm"} & set(parse_cpuinfo(cpuinfo).flags)
 
 
 def kvm_opens_rw(kvm_path: Path) -> tuple[bool, str]:

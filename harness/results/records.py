@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.host.cache import publish
+from harness.host.cpuinfo import parse_cpuinfo
 from harness.results.provenance import provenance
 
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
@@ -176,18 +177,12 @@ def hardware_fingerprint(
     """Where a result was obtained: enough to know whether a rerun is comparable."""
     if cpuinfo is None:
         cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-    model, flags = "", []
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and not model:
-            model = value.strip()
-        if key.strip() == "flags" and not flags:
-            flags = value.split()
+    cpu = parse_cpuinfo(cpuinfo)
     return {
         "harness": provenance(),
         "host": {
-            "cpu_model": model,
-            "cpu_flags": flags,
+            "cpu_model": cpu.model,
+            "cpu_flags": list(cpu.flags),
             "nproc": os.cpu_count(),
             "kernel": platform.release(),
             "python": platform.python_version(),

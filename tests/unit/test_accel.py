@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from harness.host.accel import choose_accel, cpu_virt_flags
+from harness.host.cpuinfo import HostCpu, parse_cpuinfo
 
 INTEL = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx ept\n"
 AMD = "processor\t: 0\nflags\t\t: fpu svm npt\n"
@@ -63,3 +64,25 @@ def test_forced_choices_are_honoured(tmp_path):
 def test_unknown_accel_rejected(tmp_path):
     with pytest.raises(ValueError):
         choose_accel("hvf", write(tmp_path, INTEL), tmp_path)
+
+
+# Recorded on a development host: a hypervisor's EPYC vCPU without svm (flags shortened).
+EPYC = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu vme de pse tsc msr hypervisor avx2 avx512f
+bugs\t\t: sysret_ss_attrs
+
+processor\t: 1
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu vme de pse tsc msr hypervisor avx2 avx512f
+"""
+
+
+def test_cpuinfo_gives_the_first_processors_model_and_flags():
+    cpu = parse_cpuinfo(EPYC)
+    assert cpu.model == "AMD EPYC"
+    assert cpu.flags == ("fpu", "vme", "de", "pse", "tsc", "msr", "hypervisor", "avx2", "avx512f")
+    assert cpu_virt_flags(EPYC) == set()
+    assert parse_cpuinfo("") == HostCpu("", ())
