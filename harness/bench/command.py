@@ -40,9 +40,9 @@ def host_meta(b: Bench) -> dict[str, Any]:
 
     template = b.template
     spec = template.spec
-    from harness.results.records import qemu_version
+    from harness.guest.qemu import qemu_version
 
-    qemu = qemu_version()
+    qemu = qemu_version() or "unknown"
     return {
         "harness": provenance(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import HarnessError
+from harness.guest.qemu import QEMU, qemu_version
 from harness.host.accel import choose_accel
 from harness.host.hostmem import hugetlbfs_mounts, read_pools
 from harness.kernel.elf import PT_INTERP, is_elf64, program_headers
@@ -32,11 +33,10 @@ def is_static_elf(path: Path) -> bool:
 
 
 def check_qemu() -> Finding:
-    exe = shutil.which("qemu-system-x86_64")
+    exe = shutil.which(QEMU)
     if not exe:
-        return Finding("qemu", False, "qemu-system-x86_64 not found", ("qemu-system-x86",))
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
-    return Finding("qemu", True, f"{exe}: {out.splitlines()[0] if out else 'unknown version'}")
+        return Finding("qemu", False, f"{QEMU} not found", ("qemu-system-x86",))
+    return Finding("qemu", True, f"{exe}: {qemu_version(exe) or 'unknown version'}")
 
 
 def check_busybox() -> Finding:

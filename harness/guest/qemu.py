@@ -18,6 +18,15 @@ QEMU = "qemu-system-x86_64"
 TOKEN_PARAM = "uffd_harness.token"
 
 
+def qemu_version(exe: str = QEMU) -> str | None:
+    """The first line of `qemu-system-x86_64 --version`, or None when it does not run."""
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    return out.splitlines()[0] if out.strip() else None
+
+
 @dataclass(frozen=True)
 class LaunchFiles:
     kernel: Path  # what QEMU loads: the bzImage, or its vmlinux for a PVH boot

@@ -9,12 +9,12 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.guest.qemu import qemu_version
 from harness.host.cache import publish
 from harness.host.cpuinfo import parse_cpuinfo
 from harness.results.provenance import provenance
@@ -163,14 +163,6 @@ def to_kcidb(records: list[TestRecord], meta: dict, run_id: str) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def qemu_version() -> str:
-    try:
-        out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True)
-        return out.stdout.splitlines()[0]
-    except (OSError, IndexError):
-        return "unknown"
-
-
 def hardware_fingerprint(
     accel: str, accel_reason: str, guest_cpu: str, kernel: dict, cpuinfo: str | None = None
 ) -> dict:
@@ -187,7 +179,7 @@ def hardware_fingerprint(
             "kernel": platform.release(),
             "python": platform.python_version(),
         },
-        "qemu": qemu_version(),
+        "qemu": qemu_version() or "unknown",
         "accel": accel,
         "accel_reason": accel_reason,
         "guest_cpu": guest_cpu,

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from harness.guest.qemu import LaunchFiles, QemuExited, build_argv, kernel_cmdline
+from harness.guest.qemu import LaunchFiles, QemuExited, build_argv, kernel_cmdline, qemu_version
 from harness.settings.spec import GuestSpec
 
 FILES = LaunchFiles(Path("/k/vmlinux"), Path("/c/initrd"), Path("/r/console.log"), Path("/r/qmp"))
@@ -68,3 +68,18 @@ def test_port_clash_is_recognised():
     err = "qemu-system-x86_64: -netdev user,...: Could not set up host forwarding rule 'tcp:...'"
     assert QemuExited(1, err).port_taken
     assert not QemuExited(1, "qemu: could not load kernel").port_taken
+
+
+def test_qemu_version_is_the_first_line_or_none(tmp_path):
+    fake = tmp_path / "qemu"
+    fake.write_text(
+        "#!/bin/sh\necho 'QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)'\n"
+        "echo 'Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers'\n"
+    )
+    fake.chmod(0o755)
+    assert qemu_version(str(fake)) == "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)"
+    silent = tmp_path / "silent"
+    silent.write_text("#!/bin/sh\n")
+    silent.chmod(0o755)
+    assert qemu_version(str(silent)) is None
+    assert qemu_version(str(tmp_path / "absent")) is None
