@@ -180,18 +180,23 @@ def _base_config(req: BuildRequest, make: Make, progress: Progress) -> None:
     progress("config", f"base config {base}")
 
 
-def read_fragments(paths: list[Path]) -> dict[str, Option]:
+def read_fragments(paths: list[Path]) -> tuple[dict[str, Option], list[str]]:
+    """The fragments' options merged in order, and a note for each value overridden."""
     for f in paths:
         if not f.is_file():
             raise UsageError(f"--config {f}: no such file")
-    requested, _ = merge_fragments(parse_fragment(f.read_text(), str(f)) for f in paths)
-    return requested
+    return merge_fragments(parse_fragment(f.read_text(), str(f)) for f in paths)
 
 
-def configure(req: BuildRequest, make: Make, progress: Progress) -> dict[str, str]:
-    """Base config + fragments + olddefconfig, verified; returns the final config."""
-    fragments = [parse_fragment(f.read_text(), str(f)) for f in req.fragments]
-    requested, overrides = merge_fragments(fragments)
+def configure(
+    req: BuildRequest,
+    fragments: tuple[dict[str, Option], list[str]],
+    make: Make,
+    progress: Progress,
+) -> dict[str, str]:
+    """Base config + fragments (as read_fragments gives them) + olddefconfig, verified;
+    returns the final config."""
+    requested, overrides = fragments
     for note in overrides:
         progress("config", note)
     _base_config(req, make, progress)
@@ -222,7 +227,7 @@ def build_kernel(req: BuildRequest, progress: Progress) -> Path:
     src, out = req.src.resolve(), req.out.resolve()
     _check_tree(src, out)
     _check_tools()
-    read_fragments(req.fragments)  # every fragment error before the tree is touched
+    fragments = read_fragments(req.fragments)  # every fragment error before the tree is touched
     out.mkdir(parents=True, exist_ok=True)
     log = out / BUILD_LOG
     log.write_text(f"uffd-harness kernel build: src={src} out={out} base={req.base}\n")
@@ -230,7 +235,7 @@ def build_kernel(req: BuildRequest, progress: Progress) -> Path:
     progress("start", f"log {log}; compiler {make.compiler or 'gcc'}; -j{make.jobs}")
     if req.patches:
         apply_series(src, req.patches, progress)
-    final = configure(dataclasses.replace(req, src=src, out=out), make, progress)
+    final = configure(dataclasses.replace(req, src=src, out=out), fragments, make, progress)
     _check_libelf(final)
     modular = final.get("MODULES") == "y"
     make("build", "bzImage", *(["modules"] if modular else []))

@@ -42,16 +42,19 @@ class Option:
         return f"CONFIG_{self.name}={self.value}"
 
 
+def _option_line(line: str) -> tuple[str, str] | None:
+    """(name, value) of a stripped `CONFIG_NAME=VALUE` or `# CONFIG_NAME is not set` ("n")
+    line; None for any other line."""
+    if m := _SET.fullmatch(line):
+        return m[1], m[2]
+    if m := _UNSET.fullmatch(line):
+        return m[1], "n"
+    return None
+
+
 def parse_config(text: str) -> dict[str, str]:
     """A .config as {name: value}; "is not set" lines give "n"."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if m := _SET.fullmatch(line):
-            values[m[1]] = m[2]
-        elif m := _UNSET.fullmatch(line):
-            values[m[1]] = "n"
-    return values
+    return dict(opt for line in text.splitlines() if (opt := _option_line(line.strip())))
 
 
 def parse_fragment(text: str, name: str) -> list[Option]:
@@ -62,17 +65,14 @@ def parse_fragment(text: str, name: str) -> list[Option]:
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         where = f"{name}:{n}"
-        if m := _SET.fullmatch(line):
-            value = m[2].strip()
+        if opt := _option_line(line):
+            symbol, value = opt[0], opt[1].strip()
             if not _VALUE.fullmatch(value):
                 raise UsageError(
-                    f"{where}: CONFIG_{m[1]}={value}: a value must be y, m, n, a number or "
+                    f"{where}: CONFIG_{symbol}={value}: a value must be y, m, n, a number or "
                     'a "quoted string"'
                 )
-            options.append(Option(m[1], value, where, optional))
-            optional = None
-        elif m := _UNSET.fullmatch(line):
-            options.append(Option(m[1], "n", where, optional))
+            options.append(Option(symbol, value, where, optional))
             optional = None
         elif line.startswith(OPTIONAL_MARK):
             optional = line[len(OPTIONAL_MARK) :].strip() or "optional"

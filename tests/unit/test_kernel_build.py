@@ -4,6 +4,7 @@ and dropped options on a real kernel tree.
 
 import argparse
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -42,12 +43,15 @@ def test_minimal_carries_all_of_uffd_config():
 
 
 def test_minimal_is_built_in_and_debug_has_lkdtm():
-    minimal = read_fragments([CONFIGS / "minimal.config"])
+    minimal, _ = read_fragments([CONFIGS / "minimal.config"])
     assert all(o.value != "m" for o in minimal.values())
     assert minimal["PVH"].value == "y" and minimal["64BIT"].value == "y"
-    debug = read_fragments([CONFIGS / "minimal.config", CONFIGS / "debug.config"])
+    debug, overrides = read_fragments([CONFIGS / "minimal.config", CONFIGS / "debug.config"])
     assert debug["LKDTM"].value == "y"
     assert debug["LOCALVERSION"].value == '"-uffd-debug"'
+    (note,) = [n for n in overrides if "LOCALVERSION" in n]
+    assert note.startswith(f"{CONFIGS / 'debug.config'}:")
+    assert re.search(r'overrides \S+/minimal\.config:\d+: CONFIG_LOCALVERSION="-uffd-min"$', note)
 
 
 # -- build checks before anything runs --------------------------------------------------------
@@ -136,7 +140,7 @@ def test_dropped_options_on_a_real_tree(tmp_path):
         "# optional: only in some trees\n"
         "CONFIG_ANOTHER_MISSING_OPTION=y\n"
     )
-    requested = read_fragments([fragment])
+    requested, _ = read_fragments([fragment])
     make = Make(src, tmp_path / "out", 2, tmp_path / "log", lambda phase, msg: None)
     make.compiler = None
     (tmp_path / "out").mkdir()
