@@ -41,7 +41,7 @@ def _resolve_kernel(arg: str | None) -> KernelImage:
 
 def cmd_kernel_info(args: argparse.Namespace) -> int:
     kernel = _resolve_kernel(args.kernel)
-    sources = config_sources(kernel, cache=cache_root())
+    sources = config_sources(kernel, cache_root())
     print(format_info(kernel, sources, find_modules_tree(kernel)))
     return 0
 

@@ -27,16 +27,17 @@ def is_elf64(data: bytes) -> bool:
 
 
 def program_headers(elf: bytes) -> list[ProgramHeader]:
-    """The program header table; empty for anything but a 64-bit ELF."""
-    if not is_elf64(elf):
+    """The program header table; empty for anything but a 64-bit ELF. Of a truncated file
+    (a kernel unpacked from a cut bzImage), the headers that are there."""
+    if not is_elf64(elf) or len(elf) < 0x40:
         return []
     (phoff,) = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     headers = []
-    for i in range(phnum):
-        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(
-            "<IIQQQQ", elf, phoff + i * phentsize
-        )
+    for at in range(phoff, phoff + phnum * phentsize, phentsize):
+        if at + 0x28 > len(elf):
+            break
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", elf, at)
         headers.append(ProgramHeader(p_type, p_offset, p_filesz))
     return headers
 
@@ -46,7 +47,7 @@ def notes(elf: bytes) -> Iterator[Note]:
     for ph in program_headers(elf):
         if ph.type != PT_NOTE:
             continue
-        pos, end = ph.offset, ph.offset + ph.filesz
+        pos, end = ph.offset, min(ph.offset + ph.filesz, len(elf))
         while pos + 12 <= end:
             namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
             desc_at = pos + 12 + (namesz + 3) // 4 * 4

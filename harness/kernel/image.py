@@ -1,12 +1,15 @@
-"""Kernel images: bzImage header inspection and the default packaged kernel."""
+"""Kernel images: the bzImage header, the default packaged kernel, and the payload's
+vmlinux and embedded config, unpacked once per image and cached."""
 
+import hashlib
 import re
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import UsageError
-from harness.host.cache import publish
+from harness.host.cache import staged_dir
 from harness.kernel.elf import notes
 
 # Offsets in the x86 boot protocol header (Documentation/arch/x86/boot.rst).
@@ -97,7 +100,7 @@ def default_kernel(boot: Path = Path("/boot"), modules: Path = Path("/lib/module
 # Under TCG, the firmware's real-mode path and the bzImage's own decompressor take ~8 s of
 # a ~15 s boot of a distro kernel. A kernel with CONFIG_PVH can instead be booted from its
 # uncompressed vmlinux through its PVH entry point, which skips both; the vmlinux is
-# extracted once per bzImage content and cached.
+# extracted once per bzImage content and cached, with the config embedded in it.
 
 _XEN_ELFNOTE_PHYS32_ENTRY = 18
 
@@ -124,7 +127,6 @@ def decompress_payload(kind: str, payload: bytes) -> bytes | None:
     import lzma
     import shutil
     import subprocess
-    import zlib
 
     try:
         if kind in ("xz", "lzma"):
@@ -146,23 +148,46 @@ def has_pvh_note(elf: bytes) -> bool:
     return any(n.name == b"Xen" and n.type == _XEN_ELFNOTE_PHYS32_ENTRY for n in notes(elf))
 
 
+def embedded_config(kernel_bytes: bytes) -> str | None:
+    """The IKCONFIG text inside an uncompressed kernel: gzip data between two markers."""
+    start = kernel_bytes.find(b"IKCFG_ST")
+    if start < 0:
+        return None
+    end = kernel_bytes.find(b"IKCFG_ED", start)
+    blob = kernel_bytes[start + 8 : end if end > 0 else None]
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(blob).decode(errors="replace")
+    except zlib.error:
+        return None
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """What the harness takes from a bzImage's payload."""
+
+    vmlinux: Path | None  # the uncompressed kernel, kept only when it has a PVH entry
+    config: str | None  # its embedded IKCONFIG
+
+
+def unpack_kernel(image: Path, cache: Path) -> Unpacked:
+    """The payload of a bzImage, unpacked once per image content: unpacking an xz distro
+    kernel takes about a second, and both the config check before a boot and the PVH boot
+    itself want it, so what both need goes into one cache entry (even "nothing")."""
+    data = image.read_bytes()
+    entry = cache / "kernels" / hashlib.sha256(data).hexdigest()[:32]
+    if not entry.is_dir():
+        found = bzimage_payload(data)
+        elf = decompress_payload(*found) if found else None
+        config = embedded_config(elf) if elf else None
+        with staged_dir(entry) as tmp:
+            (tmp / "config").write_text(config or "")
+            if elf and has_pvh_note(elf):
+                (tmp / "vmlinux").write_bytes(elf)
+    vmlinux = entry / "vmlinux"
+    return Unpacked(vmlinux if vmlinux.is_file() else None, (entry / "config").read_text() or None)
+
+
 def pvh_vmlinux(kernel: KernelImage, cache: Path) -> Path | None:
     """The cached PVH-bootable vmlinux of this bzImage, or None when it has no PVH entry
     (the bzImage is then booted as it is)."""
-    import hashlib
-
-    data = kernel.path.read_bytes()
-    key = hashlib.sha256(data).hexdigest()[:32]
-    target = cache / "vmlinux" / f"{key}.vmlinux"
-    marker = target.with_suffix(".nopvh")
-    if target.exists():
-        return target
-    if marker.exists():
-        return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    found = bzimage_payload(data)
-    elf = decompress_payload(*found) if found else None
-    if not elf or not has_pvh_note(elf):
-        marker.touch()
-        return None
-    return publish(target, elf)
+    return unpack_kernel(kernel.path, cache).vmlinux

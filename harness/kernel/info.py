@@ -7,13 +7,11 @@ beside it and /boot.
 
 from __future__ import annotations
 
-import hashlib
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.host.cache import cache_root, publish
-from harness.kernel.image import KernelImage, bzimage_payload, decompress_payload
+from harness.host.cache import cache_root
+from harness.kernel.image import KernelImage, unpack_kernel
 from harness.kernel.kconfig import parse_config
 
 #: The modules_install tree inside a build's --out directory.
@@ -109,19 +107,6 @@ def assess_config(values: dict[str, str], have_modules: bool = False) -> list[Fi
     ]
 
 
-def embedded_config(kernel_bytes: bytes) -> str | None:
-    """The IKCONFIG text inside an uncompressed kernel: gzip data between two markers."""
-    start = kernel_bytes.find(b"IKCFG_ST")
-    if start < 0:
-        return None
-    end = kernel_bytes.find(b"IKCFG_ED", start)
-    blob = kernel_bytes[start + 8 : end if end > 0 else None]
-    try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(blob).decode(errors="replace")
-    except zlib.error:
-        return None
-
-
 def split_version(version: str) -> tuple[str, str]:
     """'6.1.0-56-amd64 (debian-kernel@...) #1 SMP ...' -> (release, the build string)."""
     release, _, build = version.partition(" ")
@@ -184,29 +169,12 @@ def build_tree_of(kernel: KernelImage) -> Path | None:
     return None
 
 
-def _embedded_config_of(image: Path, cache: Path | None) -> str | None:
-    """The IKCONFIG of a bzImage. Unpacking an xz distro kernel takes seconds and every boot
-    asks, so the answer (even "none") is cached by the image's content."""
-    data = image.read_bytes()
-    entry = None
-    if cache:
-        entry = cache / "kconfig" / hashlib.sha256(data).hexdigest()[:32]
-        if entry.exists():
-            return entry.read_text() or None
-    payload = bzimage_payload(data)
-    unpacked = decompress_payload(*payload) if payload else None
-    text = embedded_config(unpacked) if unpacked else None
-    if entry:
-        publish(entry, text or "")
-    return text
-
-
 def config_sources(
-    kernel: KernelImage, boot: Path = Path("/boot"), cache: Path | None = None
+    kernel: KernelImage, cache: Path, boot: Path = Path("/boot")
 ) -> list[ConfigSource]:
     """Every config found for this kernel, the most trustworthy first."""
     found: list[ConfigSource] = []
-    if text := _embedded_config_of(kernel.path, cache):
+    if text := unpack_kernel(kernel.path, cache).config:
         found.append(ConfigSource("embedded", None, text))
     tree = build_tree_of(kernel)
     if tree and (tree / ".config").is_file():
@@ -238,7 +206,7 @@ def find_modules_tree(kernel: KernelImage, system: Path = Path("/lib/modules")) 
 
 def config_warnings(kernel: KernelImage) -> list[str]:
     """What a boot of this kernel will lack, for the harness to print before booting."""
-    sources = config_sources(kernel, cache=cache_root())
+    sources = config_sources(kernel, cache_root())
     if not sources:
         return [
             f"{kernel.path}: no config found (no embedded IKCONFIG, no .config beside it, "

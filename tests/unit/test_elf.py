@@ -78,3 +78,12 @@ def test_notes_are_walked_over_their_padding():
         (b"Linux", 0x100, b"\x01\x02\x03\x04\x05"),
         (b"Xen", 18, bytes(8)),
     ]
+
+
+def test_a_truncated_elf_gives_what_is_there():
+    elf = TRUE.read_bytes()
+    whole = program_headers(elf)
+    assert program_headers(elf[: 64 + 3 * 56 + 10]) == whole[:3]
+    notes_at = min(ph.offset for ph in whole if ph.type == PT_NOTE)
+    assert list(notes(elf[: notes_at + 40])) == list(notes(elf))[:1]
+    assert program_headers(elf[:40]) == []

@@ -4,18 +4,19 @@ import gzip
 import struct
 from pathlib import Path
 
+from harness.kernel import image
 from harness.kernel.build import BZIMAGE
-from harness.kernel.image import inspect_kernel
+from harness.kernel.image import embedded_config, inspect_kernel, pvh_vmlinux
 from harness.kernel.info import (
     assess_config,
     config_sources,
     config_warnings,
-    embedded_config,
     find_modules_tree,
     format_info,
 )
 
 from .test_kconfig import RECORDED_CONFIG
+from .test_kernel import _elf_with_note
 
 # -- kernel info and modules ------------------------------------------------------------------
 
@@ -52,7 +53,7 @@ def test_config_sources_in_build_tree(tmp_path):
     bz = fake_bzimage(out / BZIMAGE, VERSION, ikconfig(RECORDED_CONFIG))
     (out / ".config").write_text(RECORDED_CONFIG.replace("CONFIG_ZRAM=y", "CONFIG_ZRAM=m"))
     kernel = inspect_kernel(bz)
-    sources = config_sources(kernel, boot=tmp_path / "boot")
+    sources = config_sources(kernel, tmp_path / "cache", boot=tmp_path / "boot")
     assert [s.kind for s in sources] == ["embedded", "build tree"]
     info = format_info(kernel, sources, find_modules_tree(kernel, tmp_path / "modules"))
     assert "release:  6.1.192-uffd-min" in info
@@ -67,15 +68,36 @@ def test_embedded_config_is_cached_by_image_content(tmp_path):
     bz = fake_bzimage(tmp_path / "bzImage", VERSION, ikconfig("CONFIG_USERFAULTFD=y\n"))
     kernel = inspect_kernel(bz)
     cache = tmp_path / "cache"
-    first = config_sources(kernel, boot=tmp_path, cache=cache)
-    (entry,) = (cache / "kconfig").iterdir()
-    entry.write_text("CONFIG_FROM_CACHE=y\n")
-    assert config_sources(kernel, boot=tmp_path, cache=cache)[0].text == "CONFIG_FROM_CACHE=y\n"
+    first = config_sources(kernel, cache, boot=tmp_path)
+    (entry,) = (cache / "kernels").iterdir()
+    (entry / "config").write_text("CONFIG_FROM_CACHE=y\n")
+    assert config_sources(kernel, cache, boot=tmp_path)[0].text == "CONFIG_FROM_CACHE=y\n"
     assert first[0].text == "CONFIG_USERFAULTFD=y\n"
     # No embedded config is remembered too, and a changed image is looked at afresh.
     fake_bzimage(bz, VERSION, b"no config")
-    assert config_sources(inspect_kernel(bz), boot=tmp_path, cache=cache) == []
-    assert len(list((cache / "kconfig").iterdir())) == 2
+    assert config_sources(inspect_kernel(bz), cache, boot=tmp_path) == []
+    assert len(list((cache / "kernels").iterdir())) == 2
+
+
+def test_the_payload_is_unpacked_once_for_the_config_and_the_pvh_boot(tmp_path, monkeypatch):
+    elf = _elf_with_note(b"Xen\0", 18) + ikconfig("CONFIG_PVH=y\n")
+    kernel = inspect_kernel(fake_bzimage(tmp_path / "bzImage", VERSION, elf))
+    unpacked = []
+    decompress = image.decompress_payload
+    monkeypatch.setattr(
+        image, "decompress_payload", lambda *a: unpacked.append(a[0]) or decompress(*a)
+    )
+    cache = tmp_path / "cache"
+    assert config_sources(kernel, cache, boot=tmp_path)[0].text == "CONFIG_PVH=y\n"
+    vmlinux = pvh_vmlinux(kernel, cache)
+    assert vmlinux is not None and vmlinux.read_bytes() == elf
+    assert pvh_vmlinux(kernel, cache) == vmlinux
+    assert unpacked == ["gzip"]
+    # Without a PVH entry nothing big is kept, and the answer is remembered all the same.
+    plain = inspect_kernel(fake_bzimage(tmp_path / "plain", VERSION, ikconfig("CONFIG_A=y\n")))
+    assert pvh_vmlinux(plain, cache) is None
+    assert config_sources(plain, cache, boot=tmp_path)[0].text == "CONFIG_A=y\n"
+    assert unpacked == ["gzip", "gzip"]
 
 
 def test_boot_config_and_the_userfaultfd_warning(tmp_path):
@@ -86,7 +108,7 @@ def test_boot_config_and_the_userfaultfd_warning(tmp_path):
     )
     (tmp_path / "config-6.1.0-9-amd64").write_text("# CONFIG_USERFAULTFD is not set\n")
     kernel = inspect_kernel(bz)
-    sources = config_sources(kernel, boot=tmp_path)
+    sources = config_sources(kernel, tmp_path / "cache", boot=tmp_path)
     assert [s.kind for s in sources] == ["/boot"]
     info = format_info(kernel, sources, None)
     assert "  CONFIG_USERFAULTFD is not set: every uffd workload will skip" in info
