@@ -8,9 +8,6 @@ stack frame that is not generic (`GENERIC_FRAMES`: dump_stack, __warn, lock help
 so the same bug gets the same title on every run, kernel build and machine, the way
 syzkaller titles its reports. Golden console logs in tests/data/crashes/ pin the behaviour.
 
-Also: `first_crash_line`/`has_crash`, a cheap check while streaming a console;
-`primary` (the report that names the bug); `summary` (one line per distinct title).
-
 Pure text in, records out: no processes and no files, so it works on a saved log.
 """
 
@@ -18,8 +15,6 @@ from __future__ import annotations
 
 import re
 import string
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness.kernel.printk import split_line
@@ -477,19 +472,6 @@ def _match_header(key: str) -> tuple[Pattern, re.Match[str]] | None:
     return None
 
 
-def first_crash_line(text: str) -> int | None:
-    """Index of the first line that starts a kernel report, or None. Cheap enough to call
-    on every chunk while streaming a console; `parse` gives the whole record."""
-    for i, raw in enumerate(text.splitlines()):
-        if _may_be_header(raw) and _match_header(_split(raw).key):
-            return i
-    return None
-
-
-def has_crash(text: str) -> bool:
-    return first_crash_line(text) is not None
-
-
 # --------------------------------------------------------------------------------------------
 # Report assembly
 
@@ -770,34 +752,3 @@ def _finish(rep: _Report, lines: list[_Line], before: list[Crash]) -> Crash:
         corrupted=corrupted,
         secondary=secondary,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Summaries
-
-
-def primary(crashes: Iterable[Crash]) -> Crash | None:
-    """The report that names the bug: the first one that is not a consequence of another."""
-    return next((c for c in crashes if not c.secondary), None)
-
-
-def summary(crashes: Iterable[Crash]) -> str:
-    """One line per distinct title, in order of first appearance, with kinds and counts."""
-    crashes = list(crashes)
-    if not crashes:
-        return "no kernel crash reports"
-    counts = Counter(c.title for c in crashes)
-    seen: dict[str, Crash] = {}
-    for c in crashes:
-        seen.setdefault(c.title, c)
-    n = len(crashes)
-    head = f"{n} kernel crash report{'s' if n != 1 else ''}"
-    if len(seen) != n:
-        head += f" ({len(seen)} distinct)"
-    rows = []
-    for title, c in seen.items():
-        notes = [c.kind] + (["follows an earlier report"] if c.secondary else [])
-        notes += ["corrupted"] if c.corrupted else []
-        times = f" x{counts[title]}" if counts[title] > 1 else ""
-        rows.append(f"  {title}{times} [{', '.join(notes)}]")
-    return "\n".join([head + ":", *rows])

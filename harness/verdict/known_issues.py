@@ -93,11 +93,6 @@ class KnownIssue:
         failed = set(failed_checks)
         return not self.checks or failed <= set(self.checks)
 
-    @property
-    def reason(self) -> str:
-        commit = f" ({self.fix_commit})" if self.fix_commit else ""
-        return f'known kernel bug, fixed upstream by "{self.fix}"{commit}: {self.looks_like}'
-
 
 def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.verdict import crashlog
-from harness.verdict.crashlog import Crash, first_crash_line, has_crash, parse, primary, summary
+from harness.verdict.crashlog import Crash, parse
 
 CRASHES = Path(__file__).parent.parent / "data" / "crashes"
 GOLDEN = sorted(CRASHES.glob("*.log"))
@@ -120,18 +120,6 @@ def test_golden_records_are_ordered_slices_of_the_log(path):
         previous_end = c.end
 
 
-@pytest.mark.parametrize("path", GOLDEN, ids=ids(GOLDEN))
-def test_streaming_check_agrees_with_parse(path):
-    body = load(path).body
-    crashes = parse(body)
-    first = first_crash_line(body)
-    assert has_crash(body) == bool(crashes)
-    if crashes:
-        assert first is not None and crashes[0].start <= first < crashes[0].end
-    else:
-        assert first is None
-
-
 def _title_func(title: str) -> str | None:
     m = re.search(r" in (\w+)$", title)
     return m.group(1) if m else None
@@ -203,7 +191,6 @@ NOT_CRASHES = [
 @pytest.mark.parametrize("line", NOT_CRASHES)
 def test_known_false_positives(line):
     assert parse(line) == []
-    assert not has_crash(line)
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,8 +224,7 @@ def test_panic_after_an_oops_is_secondary_and_the_oops_names_the_bug():
     g = load(CRASHES / "patch-6.6-gpf-then-panic-fatal-exception.log")
     crashes = parse(g.body)
     assert [c.secondary for c in crashes] == [False, True]
-    assert primary(crashes) is crashes[0]
-    assert primary(crashes).title == "general protection fault in __kobject_del"
+    assert crashes[0].title == "general protection fault in __kobject_del"
     # Each ends where the kernel stopped: the oops at its end marker, the panic at its last
     # line before the commit message resumes.
     assert crashes[0].text.splitlines()[-1].strip().startswith("---[ end trace")
@@ -248,7 +234,7 @@ def test_panic_after_an_oops_is_secondary_and_the_oops_names_the_bug():
 def test_a_panic_alone_names_itself_and_a_missing_cause_is_corrupted():
     sysrq = load(CRASHES / "guest-6.1-sysrq-crash-panic.log").body
     (panic,) = parse(sysrq)
-    assert primary([panic]) is panic and not panic.corrupted
+    assert not panic.secondary and not panic.corrupted
     (orphan,) = parse("[ 1.000000] Kernel panic - not syncing: Fatal exception\n")
     assert orphan.title == "Kernel panic - not syncing: Fatal exception" and orphan.corrupted
 
@@ -273,26 +259,6 @@ def test_truncated_before_any_frame_falls_back_to_a_sensible_title():
     head = lines[: next(i for i, line in enumerate(lines) if line.startswith("Code:"))]
     (crash,) = parse("\n".join(head))
     assert crash.title == "kernel BUG in mcopy_continue"  # the RIP line survived
-
-
-def test_first_crash_line_while_streaming():
-    lines = load(CRASHES / "guest-6.1-sysrq-crash-panic.log").body.splitlines()
-    at = next(i for i, line in enumerate(lines) if "Kernel panic" in line)
-    assert first_crash_line("\n".join(lines[:at])) is None
-    assert first_crash_line("\n".join(lines[: at + 1])) == at
-
-
-def test_summary():
-    hung = parse(load(CRASHES / "guest-6.1-hung-task-pipe-mutex.log").body)
-    assert summary(hung) == (
-        "5 kernel crash reports (1 distinct):\n  INFO: task hung in pipe_read x5 [hung-task]"
-    )
-    gpf = parse(load(CRASHES / "patch-6.6-gpf-then-panic-fatal-exception.log").body)
-    assert summary(gpf).splitlines()[1:] == [
-        "  general protection fault in __kobject_del [gpf]",
-        "  Kernel panic - not syncing: Fatal exception [panic, follows an earlier report]",
-    ]
-    assert summary([]) == "no kernel crash reports"
 
 
 def test_crash_is_a_frozen_record():
