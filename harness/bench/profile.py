@@ -301,7 +301,7 @@ def suite_breakdown(timing: dict, spawn: float, exit_: float) -> list[ProfileRow
 _StatKey = tuple[str, int, str]
 # The bench's own modules: the lambdas through which it calls the code it profiles cost as
 # much as that code, so they would otherwise be taken for the root.
-_BENCH_FILE = re.compile(r"/harness/bench(_\w+)?\.py$")
+_BENCH_FILE = re.compile(r"/harness/bench/\w+\.py$")
 
 
 def _short(key: _StatKey) -> str:

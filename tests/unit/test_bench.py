@@ -513,7 +513,7 @@ def test_top_functions_walks_two_levels_from_the_costliest_harness_call():
     parse = ("/x/harness/modules.py", 18, "parse_modules_dep")
     ldd = ("/usr/lib/python3.11/subprocess.py", 506, "run")
     tiny = ("/x/harness/image.py", 44, "load_recipe")
-    caller = ("/x/harness/bench_builds.py", 1, "<lambda>")
+    caller = ("/x/harness/bench/builds.py", 1, "<lambda>")
     raw = {
         caller: (1, 1, 0.0, 0.2, {}),
         root: (1, 1, 0.0, 0.2, {caller: (1, 1, 0.0, 0.2)}),
