@@ -21,6 +21,7 @@ from harness.bench.profile import (
 from harness.bench.report import AGENT_DURATION
 from harness.bench.run import Bench
 from harness.bench.timer import TIMING_ENV
+from harness.settings.schema import GUEST, as_flags
 from harness.suite import SUITE
 
 if TYPE_CHECKING:
@@ -28,18 +29,10 @@ if TYPE_CHECKING:
 
 
 def guest_flags(template: Guest, settings: dict[str, Any]) -> list[str]:
-    """The run's guest, spelled out, so every pytest run boots the very same guest."""
-    spec = template.spec
-    flags = ["--kernel", str(template.kernel.path), "--accel", spec.accel]
-    flags += ["--smp", str(spec.smp), "--mem", f"{spec.mem_mb}M"]
-    flags += ["--hugepages", str(settings["hugepages"])]
-    if spec.cpu:
-        flags += ["--cpu", spec.cpu]
-    if spec.host_hugepages:
-        flags.append("--host-hugepages")
-    if settings.get("guest_timeout"):
-        flags += ["--guest-timeout", str(settings["guest_timeout"])]
-    return flags
+    """The run's guest, spelled out with the kernel and accelerator it resolved to, so
+    every pytest run boots the very same guest."""
+    resolved = {**settings, "kernel": str(template.kernel.path), "accel": template.spec.accel}
+    return as_flags(resolved, "pytest", GUEST)
 
 
 def _die_with_parent() -> None:
@@ -117,7 +110,7 @@ def measure_overhead(b: Bench) -> None:
     (d / "conftest.py").write_text(OVERHEAD_CONFTEST)
     test = OVERHEAD_TEST.format(workload=workload, mem=mem, count=b.tests + 2)
     (d / "test_overhead.py").write_text(test)
-    argv = ["test_overhead.py", "-q", "--results", str(d / "results")]
+    argv = ["test_overhead.py", "-q", "--uffd-results", str(d / "results")]
     argv += guest_flags(b.template, b.settings)
     b.say("overhead", f"{b.tests} + 2 tests in one guest under pytest (log: {d / 'pytest.log'})")
     timing = d / "timing.json"
@@ -151,7 +144,7 @@ def measure_suite(b: Bench) -> None:
         d.mkdir(parents=True, exist_ok=True)
         b.say("suite", f"run {i}/{b.suite_runs} (log: {d / 'pytest.log'})")
         timing = d / "timing.json"
-        argv = [str(SUITE), "-q", "--results", str(d / "results"), *flags]
+        argv = [str(SUITE), "-q", "--uffd-results", str(d / "results"), *flags]
         spawn, exit_, code = run_pytest(argv, d, timing, d / "pytest.log")
         agent_s, summary = _suite_results(d / "results" / "results.json")
         if agent_s is None:

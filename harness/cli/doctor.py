@@ -14,7 +14,7 @@ from harness.host.accel import choose_accel
 from harness.host.hostmem import hugetlbfs_mounts, read_pools
 from harness.kernel.elf import PT_INTERP, is_elf64, program_headers
 from harness.kernel.image import default_kernel
-from harness.settings.spec import format_pagesize
+from harness.settings.values import format_pagesize
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,42 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from harness import HarnessError, UsageError
 from harness.cli.progress import Clock
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
-from harness.settings.options import (
-    GUEST_OPTIONS,
-    SUITE_OPTIONS,
-    add_guest_args,
-    add_options,
-    as_flags,
-    settings_from_args,
-)
+from harness.settings.options import add_guest_args, add_suite_args, settings_from_args
+from harness.settings.schema import GUEST, SUITE, as_flags
+from harness.settings.values import parse_seconds
 
 EXIT_TIMEOUT = 124  # as timeout(1) does
+#: The limit of boot's command and of agent's run when neither --timeout nor
+#: --guest-timeout is given.
+BOOT_COMMAND_TIMEOUT = 24 * 3600.0
+AGENT_TIMEOUT = 1800.0
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line and exit 2, like every other usage
+    error (UsageError, caught in main), instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def seconds(text: str) -> float:
+    try:
+        return parse_seconds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+
+def command_timeout(args: argparse.Namespace, settings: dict[str, object], default: float) -> float:
+    """--timeout, else --guest-timeout (a reproduce line's limit), else the default."""
+    limit = args.timeout if args.timeout is not None else settings["guest_timeout"]
+    return default if limit is None else float(limit)  # type: ignore[arg-type]
 
 
 def _write(stream: "object") -> "object":
@@ -73,12 +94,14 @@ def run_streamed(guest: Guest, cmd: str, timeout: float, stdout: bool = True):
 
 def cmd_boot(args: argparse.Namespace) -> int:
     clock = Clock()
-    guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
+    settings = settings_from_args(args)
+    timeout = command_timeout(args, settings, BOOT_COMMAND_TIMEOUT)
+    guest = guest_from_settings(settings, args.console_log, clock)
     with running_guest(guest, keep_log=bool(args.console_log)):
         for f in args.push:
             guest.push(f, f"/tmp/{f.name}", 0o755 if f.stat().st_mode & 0o111 else 0o644)
         if args.command:
-            code = run_streamed(guest, shlex.join(args.command), args.timeout).exit_code
+            code = run_streamed(guest, shlex.join(args.command), timeout).exit_code
         else:
             assert guest.ssh
             clock.say("shell", "interactive shell; exit it to stop the guest")
@@ -94,16 +117,18 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     if not args.agent_args:
         raise UsageError("give the agent's arguments after --, e.g. -- features, -- suite")
+    settings = settings_from_args(args)
+    timeout = command_timeout(args, settings, AGENT_TIMEOUT)
     clock = Clock()
     t0 = time.monotonic()
     binary = build_agent()
     clock.say("agent", f"{binary} ({time.monotonic() - t0:.2f} s)")
-    guest = guest_from_settings(settings_from_args(args), args.console_log, clock)
+    guest = guest_from_settings(settings, args.console_log, clock)
     suite = args.agent_args[0] == "suite"
     with running_guest(guest, keep_log=bool(args.console_log)):
         AgentSession(guest, binary)
         cmd = shlex.join([REMOTE_PATH, *args.agent_args])
-        res = run_streamed(guest, cmd, args.timeout, stdout=not suite)
+        res = run_streamed(guest, cmd, timeout, stdout=not suite)
         code = res.exit_code
         if suite:
             results, _ = parse_output(res.stdout.decode(errors="replace"))
@@ -136,12 +161,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from harness.results.records import TestRecord, new_run_id, summary_text
-    from harness.suite import SUITE
+    from harness.suite import SUITE as SUITE_PATH
 
-    results = args.results or Path("results") / new_run_id()
-    values = {**vars(args), "results": results}
-    argv = [str(SUITE), *as_flags(values, GUEST_OPTIONS), *as_flags(values, SUITE_OPTIONS)]
-    argv += args.pytest_args
+    settings = settings_from_args(args)
+    results = settings["results"] or Path("results") / new_run_id()
+    try:
+        results.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    except OSError as e:
+        raise UsageError(f"--results {results}: cannot create it ({e.strerror})") from None
+    # Every setting spelled out: the printed line reruns this very suite.
+    values = {**settings, "results": results}
+    argv = [str(SUITE_PATH), *as_flags(values, "pytest", GUEST + SUITE), *args.pytest_args]
     print(f"uffd-harness run: pytest {' '.join(argv)}", file=sys.stderr, flush=True)
     rc = int(pytest.main(argv))
     path = results / "results.json"
@@ -176,7 +206,7 @@ class VersionAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="uffd-harness",
         description="Boot x86_64 QEMU guests and test the kernel's userfaultfd support.",
     )
@@ -203,10 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--timeout",
-        type=float,
-        default=24 * 3600.0,
+        type=seconds,
         metavar="SECONDS",
-        help=f"limit for CMD; on expiry exit {EXIT_TIMEOUT}",
+        help=f"limit for CMD; on expiry exit {EXIT_TIMEOUT} "
+        "(default: --guest-timeout if given, else 24 h)",
     )
     b.add_argument("command", nargs="*", metavar="-- CMD", help="command to run in the guest")
     b.set_defaults(func=cmd_boot)
@@ -222,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--console-log", type=Path, help="write the serial console log here")
     a.add_argument(
         "--timeout",
-        type=float,
-        default=1800.0,
+        type=seconds,
         metavar="SECONDS",
-        help=f"limit for the agent; on expiry dump the guest's tasks and exit {EXIT_TIMEOUT}",
+        help=f"limit for the agent; on expiry dump the guest's tasks and exit {EXIT_TIMEOUT} "
+        f"(default: --guest-timeout if given, else {AGENT_TIMEOUT:.0f})",
     )
     a.add_argument("agent_args", nargs="*", metavar="-- ARGS", help="uffd-agent arguments")
     a.set_defaults(func=cmd_agent)
@@ -238,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "table; arguments after -- go to pytest (e.g. -k wp- -x -n 2).",
     )
     add_guest_args(r)
-    add_options(r.add_argument, SUITE_OPTIONS)
+    add_suite_args(r)
     r.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS")
     r.set_defaults(func=cmd_run)
 
@@ -262,10 +292,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     try:
+        args = build_parser().parse_args(argv)
         for f in getattr(args, "push", []):
             if not f.is_file():
                 raise UsageError(f"--push {f}: no such file")

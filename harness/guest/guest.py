@@ -46,7 +46,8 @@ from harness.image.initramfs import DEFAULT_RECIPE, GuestImage, build_image
 from harness.image.sshkeys import client_key
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel, pvh_vmlinux
 from harness.kernel.info import config_warnings, find_modules_tree
-from harness.settings.spec import GuestSpec, format_pagesize, parse_hugepages, parse_size_mb
+from harness.settings.spec import GuestSpec
+from harness.settings.values import format_pagesize
 
 #: Seconds from QEMU start to the guest's READY line, per accelerator.
 BOOT_TIMEOUT = {"kvm": 60.0, "tcg": 180.0}
@@ -336,17 +337,7 @@ def guest_from_settings(
         events(KernelWarning(warning))
     accel = choose_accel(str(settings["accel"]))
     events(AccelChosen(accel.accel, accel.reason))
-    spec = GuestSpec(
-        kernel=kernel.path,
-        accel=accel.accel,
-        cpu=settings.get("cpu"),  # type: ignore[arg-type]
-        smp=int(settings["smp"]),  # type: ignore[arg-type]
-        mem_mb=parse_size_mb(str(settings["mem"]), "--mem"),
-        hugepages=parse_hugepages(str(settings["hugepages"])),
-        host_hugepages=bool(settings["host_hugepages"]),
-    )
-    if settings.get("panic_on_warn"):
-        spec.extra_cmdline.append("panic_on_warn=1")
+    spec = GuestSpec.from_settings(settings, kernel.path, accel.accel)
     spec.validate()
     backing = guest_kw.pop("backing", None)
     if spec.host_hugepages and backing is None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import HarnessError
-from harness.settings.spec import GuestSpec, format_pagesize
+from harness.settings.spec import GuestSpec
+from harness.settings.values import format_pagesize
 
 QEMU = "qemu-system-x86_64"
 TOKEN_PARAM = "uffd_harness.token"

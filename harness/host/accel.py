@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.host.cpuinfo import parse_cpuinfo
-from harness.settings.spec import ACCELS
+from harness.settings.values import ACCELS
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import UsageError
-from harness.settings.spec import format_pagesize
+from harness.settings.values import format_pagesize
 
 
 @dataclass(frozen=True)

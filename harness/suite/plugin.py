@@ -21,7 +21,8 @@ from harness.guest.ssh import CommandTimeout
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
 from harness.results.provenance import provenance
 from harness.results.records import RunDir, TestRecord, hardware_fingerprint, new_run_id
-from harness.settings.spec import load_guest_config, merge_settings
+from harness.settings.merge import resolve
+from harness.settings.schema import GUEST, as_flags
 from harness.suite import hooks
 
 #: Default per-test limit for a guest command, per accelerator.
@@ -29,26 +30,12 @@ TEST_TIMEOUT = {"kvm": 120.0, "tcg": 300.0}
 
 _SLICE = pytest.StashKey[tuple]()  # (guest, console offset at the test's start, pool)
 _RUN = pytest.StashKey[RunDir]()
+_SETTINGS = pytest.StashKey[dict]()
 
 
 def _settings(config: pytest.Config) -> dict[str, object]:
-    path = config.getoption("guest_config")
-    file_cfg = load_guest_config(path) if path else {}
-    flags = {
-        k: config.getoption(k)
-        for k in (
-            "kernel",
-            "accel",
-            "cpu",
-            "smp",
-            "mem",
-            "hugepages",
-            "host_hugepages",
-            "guest_timeout",
-            "panic_on_warn",
-        )
-    }
-    return merge_settings(flags, file_cfg)
+    """The session's settings, checked once at configure time."""
+    return config.stash[_SETTINGS]
 
 
 def session_kernel(config: pytest.Config) -> KernelImage:
@@ -59,14 +46,9 @@ def session_kernel(config: pytest.Config) -> KernelImage:
 
 def reproduce_command(settings: dict[str, object], kernel: Path, agent_args: list[str]) -> str:
     """A command line that reruns one agent case in a guest like this session's; every
-    setting is spelled out so the line means the same after defaults change."""
-    argv = ["uffd-harness", "agent", "--kernel", str(kernel)]
-    for key in ("accel", "cpu", "smp", "mem", "hugepages"):
-        if settings.get(key) is not None:
-            argv += [f"--{key}", str(settings[key])]
-    if settings.get("host_hugepages"):
-        argv.append("--host-hugepages")
-    return shlex.join([*argv, "--", *agent_args])
+    guest setting is spelled out so the line means the same after defaults change."""
+    flags = as_flags({**settings, "kernel": str(kernel)}, "cli", GUEST)
+    return shlex.join(["uffd-harness", "agent", *flags, "--", *agent_args])
 
 
 def _worker(config: pytest.Config) -> str:
@@ -79,12 +61,17 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "guest: boots a real QEMU guest")
+    try:
+        config.stash[_SETTINGS] = resolve(config.getoption, "pytest")
+    except HarnessError as e:
+        # pytest's own way to refuse a bad option: one "ERROR:" line, exit code 4.
+        raise pytest.UsageError(f"uffd-harness: {e}") from None
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         config.stash[_RUN] = RunDir(Path(workerinput["uffd_results"]), {}, workerinput["uffd_run"])
         return
     run_id = new_run_id()
-    root = config.getoption("results") or Path(config.rootpath) / "results" / run_id
+    root = config.stash[_SETTINGS]["results"] or Path(config.rootpath) / "results" / run_id
     config.stash[_RUN] = RunDir(Path(root), {"run_id": run_id, "harness": provenance()}, run_id)
     config.pluginmanager.register(ResultsRecorder(config.stash[_RUN]), "uffd-harness-results")
 
@@ -126,7 +113,8 @@ class GuestPool:
             self.boots += 1
             log = self.run.root / f"console-{self.worker}-{self.boots}.log"
             guest = guest_from_settings(self.settings, console_log=log, events=self._event)
-            self.timeout = float(self.settings["guest_timeout"] or TEST_TIMEOUT[guest.spec.accel])
+            limit = self.settings["guest_timeout"]
+            self.timeout = TEST_TIMEOUT[guest.spec.accel] if limit is None else float(limit)
             guest.start()
             self.guest = guest
             self._record_hardware(guest)
@@ -194,7 +182,7 @@ def guest(guest_pool: GuestPool, request: pytest.FixtureRequest) -> Iterator[Gue
         pytest.fail(f"guest did not start: {e}", pytrace=False)
     request.node.stash[_SLICE] = (g, g.console.offset(), guest_pool)
     yield g
-    if request.config.getoption("fresh_guest"):
+    if guest_pool.settings["fresh_guest"]:
         guest_pool.discard()
 
 

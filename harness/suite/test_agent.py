@@ -55,7 +55,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_agent(case, agent, guest_timeout, guest_pool, request):
     workload, mem = case
     args = ["run", workload, "--mem", mem]
-    repro = reproduce_command(guest_pool.settings, agent.guest.kernel.path, args)
+    # The limit this test ran under, so the line still means it if the default changes.
+    settings = {**guest_pool.settings, "guest_timeout": guest_timeout}
+    repro = reproduce_command(settings, agent.guest.kernel.path, args)
     request.node.user_properties.append(("reproduce", repro))
     res = agent.run(workload, mem, guest_timeout)
     result = res.data

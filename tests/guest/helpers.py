@@ -6,6 +6,7 @@ from pathlib import Path
 
 from harness.guest.guest import Guest, guest_from_settings
 from harness.guest.qemu import TOKEN_PARAM
+from harness.settings.schema import GUEST, Front, as_flags
 
 # Every QEMU this test process starts, directly or through a CLI it runs, inherits this
 # variable; other processes' guests (xdist workers, other runs) do not count as ours.
@@ -57,10 +58,6 @@ def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
         time.sleep(0.1)
 
 
-def guest_flags(settings: dict) -> list[str]:
-    """CLI flags that boot the same guest as the session's settings."""
-    flags = []
-    for key in ("kernel", "accel", "cpu", "smp", "mem", "hugepages"):
-        if settings.get(key) is not None:
-            flags += [f"--{key}", str(settings[key])]
-    return flags
+def guest_flags(settings: dict, front: Front = "cli") -> list[str]:
+    """Flags (of the CLI, or of pytest) that boot the same guest as the session's settings."""
+    return as_flags(settings, front, GUEST)

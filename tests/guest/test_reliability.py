@@ -31,9 +31,9 @@ def inner_pytest(
         "no:cacheprovider",
         "--rootdir",
         str(tmp_path),
-        "--results",
+        "--uffd-results",
         str(results),
-        *guest_flags(settings),
+        *guest_flags(settings, "pytest"),
         *extra,
     ]
     p = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -90,7 +90,7 @@ def test_hangs(guest, guest_timeout):
 
 def test_hang_fails_with_a_dump_and_leaves_no_qemu(settings, tmp_path):
     before = set(our_qemus())
-    p, results = inner_pytest(settings, tmp_path, HANG, "--guest-timeout", "5")
+    p, results = inner_pytest(settings, tmp_path, HANG, "--uffd-guest-timeout", "5")
     out = p.stdout.read().decode()
     assert p.returncode == 1, out
     assert "hang:" in out and "timed out after 5 s" in out

@@ -15,7 +15,9 @@ def spec(**kw) -> GuestSpec:
 
 
 def test_basic_argv():
-    argv = build_argv(spec(accel="tcg", smp=2, mem_mb=2048), FILES, 10022, "tok")
+    argv = build_argv(
+        spec(accel="tcg", smp=2, mem_mb=2048, hugepages={2048: 64}), FILES, 10022, "tok"
+    )
     assert argv[0] == "qemu-system-x86_64"
     assert opt(argv, "-machine") == ["q35,accel=tcg"]
     assert opt(argv, "-cpu") == ["max"]
@@ -32,7 +34,7 @@ def test_basic_argv():
 
 
 def test_kvm_uses_host_cpu():
-    argv = build_argv(spec(accel="kvm"), FILES, 1, "t")
+    argv = build_argv(spec(accel="kvm", hugepages={2048: 64}), FILES, 1, "t")
     assert opt(argv, "-cpu") == ["host"]
     assert opt(argv, "-machine") == ["q35,accel=kvm"]
 

@@ -1,7 +1,10 @@
 import pytest
 
 from harness import UsageError
-from harness.settings.spec import GuestSpec, parse_hugepages, parse_size_mb
+from harness.settings.merge import load_guest_config, merge_settings
+from harness.settings.schema import DEFAULTS
+from harness.settings.spec import GuestSpec
+from harness.settings.values import parse_hugepages, parse_size_mb
 
 
 @pytest.mark.parametrize(
@@ -11,9 +14,9 @@ def test_sizes(text, mb):
     assert parse_size_mb(text) == mb
 
 
-@pytest.mark.parametrize("text", ["", "lots", "3X", "-1G", "1K"])
+@pytest.mark.parametrize("text", ["", "lots", "3X", "-1G", "1K", "\u0663G"])
 def test_bad_sizes(text):
-    with pytest.raises(UsageError):
+    with pytest.raises(ValueError):
         parse_size_mb(text)
 
 
@@ -29,10 +32,12 @@ def test_hugepages():
         ("4M:3", "2M and 1G"),
         ("2M:1,2M:2", "twice"),
         ("2M:x", "SIZE:COUNT"),
+        ("2M:\u00b2", "SIZE:COUNT"),  # str.isdigit() takes a superscript two; int() does not
+        ("lots:1", "2M and 1G"),
     ],
 )
 def test_bad_hugepages(text, message):
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(ValueError, match=message):
         parse_hugepages(text)
 
 
@@ -58,9 +63,13 @@ def test_cpu_default_follows_accel(tmp_path):
     )
 
 
-def test_guest_config_file(tmp_path):
-    from harness.settings.spec import load_guest_config, merge_settings
+def test_guest_spec_defaults_are_the_settings_defaults(tmp_path):
+    spec = GuestSpec.from_settings(DEFAULTS, tmp_path, "tcg")
+    assert spec == GuestSpec(kernel=tmp_path)
+    assert (spec.smp, spec.mem_mb, spec.hugepages) == (2, 3072, {2048: 128, 1024 * 1024: 1})
 
+
+def test_guest_config_file(tmp_path):
     cfg = tmp_path / "g.yaml"
     cfg.write_text("mem: 4G\nsmp: 4\nhugepages: 2M:16\nguest_timeout: 30\n")
     loaded = load_guest_config(cfg)
@@ -76,13 +85,19 @@ def test_guest_config_file(tmp_path):
     [
         ("mem: 3G\nsmp: [1\n", r"g\.yaml:\d+: malformed YAML"),
         ("mem: 3G\nmemory: 4G\n", r"g\.yaml:2: unknown setting 'memory'"),
-        ("mem: 3G\n\nsmp: two\n", r"g\.yaml:3: smp must be int"),
+        ("mem: 3G\n\nsmp: two\n", r"g\.yaml:3: smp 'two': expected a whole number"),
+        ("smp: yes\n", r"g\.yaml:1: smp True: expected a single value"),
         ("- mem\n", r"g\.yaml:1: expected a mapping"),
+        ("accel: kvmm\n", r"g\.yaml:1: accel 'kvmm': expected one of auto, kvm, tcg"),
+        ("mem: 3G\nhugepages: '2M:\u00b2'\n", r"g\.yaml:2: hugepages '2M:.': entry"),
+        ("guest_timeout: 0\n", r"g\.yaml:1: guest_timeout 0: expected a number of seconds > 0"),
+        ("guest_timeout: -5\n", r"g\.yaml:1: guest_timeout -5: expected"),
+        ("guest_timeout: .nan\n", r"g\.yaml:1: guest_timeout nan: expected"),
+        ("host_hugepages: 1\n", r"g\.yaml:1: host_hugepages 1: expected true or false"),
+        ("results: /tmp\n", r"g\.yaml:1: unknown setting 'results'"),
     ],
 )
 def test_bad_guest_config_names_file_and_line(tmp_path, text, message):
-    from harness.settings.spec import load_guest_config
-
     cfg = tmp_path / "g.yaml"
     cfg.write_text(text)
     with pytest.raises(UsageError, match=message):
