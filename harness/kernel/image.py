@@ -16,6 +16,9 @@ from harness.kernel.elf import notes
 _BOOT_FLAG_OFF = 0x1FE  # 0xAA55
 _HDRS_OFF = 0x202  # "HdrS"
 _VERSION_PTR_OFF = 0x20E  # kernel_version: pointer to a string, minus 0x200
+_SETUP_SECTS_OFF = 0x1F1  # 512-byte setup sectors after the boot sector (0 means 4)
+_SYSSIZE_OFF = 0x1F4  # size of the protected-mode code in 16-byte units (protocol >= 2.04)
+_PROTOCOL_OFF = 0x206
 _ARM64_MAGIC_OFF = 0x38  # "ARM\x64" in an arm64 Image header
 _RISCV_MAGIC_OFF = 0x30  # "RISCV\0\0\0" (v0.2) in a RISC-V Image header
 
@@ -63,6 +66,16 @@ def parse_bzimage(data: bytes, name: str = "kernel") -> str:
     return version
 
 
+def declared_size(head: bytes) -> int | None:
+    """The file size a bzImage header declares (boot and setup sectors, then the
+    protected-mode code), or None when the header is too old to say."""
+    (protocol,) = struct.unpack_from("<H", head, _PROTOCOL_OFF)
+    if protocol < 0x204:
+        return None
+    (syssize,) = struct.unpack_from("<I", head, _SYSSIZE_OFF)
+    return ((head[_SETUP_SECTS_OFF] or 4) + 1) * 512 + syssize * 16
+
+
 def inspect_kernel(path: Path) -> KernelImage:
     if not path.exists():
         raise UsageError(f"{path}: no such file; give --kernel the path of an x86 bzImage")
@@ -73,7 +86,16 @@ def inspect_kernel(path: Path) -> KernelImage:
             head = f.read(0x10000)
     except OSError as e:
         raise UsageError(f"{path}: cannot read ({e.strerror})") from e
-    return KernelImage(path, parse_bzimage(head, str(path)))
+    version = parse_bzimage(head, str(path))
+    # A cut-off copy boots into garbage, or breaks the PVH extraction after the image is
+    # built: refuse it here, before any work.
+    size, need = path.stat().st_size, declared_size(head)
+    if need is not None and size < need:
+        raise UsageError(
+            f"{path}: truncated bzImage: {size} bytes, but its header declares {need}; "
+            "copy or rebuild the whole file"
+        )
+    return KernelImage(path, version)
 
 
 def _release_key(release: str) -> tuple:

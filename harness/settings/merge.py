@@ -24,7 +24,9 @@ def load_guest_config(path: Path) -> dict[str, object]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise UsageError(f"{path}: not a text file; --guest-config expects YAML") from None
+        raise UsageError(
+            f"--guest-config {path}: not UTF-8 text; expected a YAML file, e.g. `mem: 3G`"
+        ) from None
     except OSError as e:
         raise UsageError(f"--guest-config {path}: cannot read ({e.strerror})") from e
     try:

@@ -61,7 +61,7 @@ def parse_seconds(text: str) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise ValueError("expected a number of seconds > 0, e.g. 300")
+        raise ValueError("expected a finite number of seconds > 0, e.g. 300")
     return value
 
 
@@ -89,6 +89,6 @@ def parse_directory(text: str) -> Path:
         if p.exists():
             if not p.is_dir():
                 what = "is" if p == full else f"is under {p}, which is"
-                raise ValueError(f"{what} not a directory; expected a directory (new or existing)")
+                raise ValueError(f"{what} not a directory; give a new or existing directory")
             return path
     return path

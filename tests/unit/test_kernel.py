@@ -3,9 +3,25 @@ import struct
 import pytest
 
 from harness import UsageError
-from harness.kernel.image import default_kernel, has_pvh_note, inspect_kernel, parse_bzimage
+from harness.kernel.image import (
+    declared_size,
+    default_kernel,
+    has_pvh_note,
+    inspect_kernel,
+    parse_bzimage,
+)
 
+#: The first 32 KiB of Debian's 6.1.0-56 bzImage: its header and setup code.
 HEAD = "bzImage-6.1.0-56-amd64.head"
+HEAD_DECLARES = 8245760
+
+
+def whole_bzimage(path, head: bytes):
+    """A file as long as the header declares (sparse past the head)."""
+    path.write_bytes(head)
+    with path.open("r+b") as f:
+        f.truncate(declared_size(head))
+    return path
 
 
 def test_real_bzimage_header(data_dir):
@@ -13,9 +29,19 @@ def test_real_bzimage_header(data_dir):
     assert version.startswith("6.1.0-56-amd64 (debian-kernel@lists.debian.org)")
 
 
-def test_inspect_gives_release(data_dir):
-    k = inspect_kernel(data_dir / HEAD)
+def test_inspect_gives_release(data_dir, tmp_path):
+    k = inspect_kernel(whole_bzimage(tmp_path / "vmlinuz", (data_dir / HEAD).read_bytes()))
     assert k.release == "6.1.0-56-amd64"
+
+
+def test_truncated_file_with_intact_header_rejected_up_front(data_dir, tmp_path):
+    head = (data_dir / HEAD).read_bytes()
+    assert declared_size(head) == HEAD_DECLARES
+    cut = whole_bzimage(tmp_path / "vmlinuz", head)
+    with cut.open("r+b") as f:
+        f.truncate(HEAD_DECLARES - 1)
+    with pytest.raises(UsageError, match=f"truncated bzImage: {HEAD_DECLARES - 1} bytes, but"):
+        inspect_kernel(cut)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +82,7 @@ def test_default_kernel_is_newest_with_modules(tmp_path, data_dir):
     boot.mkdir()
     head = (data_dir / HEAD).read_bytes()
     for release in ("6.1.0-9-amd64", "6.1.0-10-amd64", "6.5.0-1-amd64"):
-        (boot / f"vmlinuz-{release}").write_bytes(head)
+        whole_bzimage(boot / f"vmlinuz-{release}", head)
     for release in ("6.1.0-9-amd64", "6.1.0-10-amd64"):  # 6.5 has no modules installed
         (mods / release).mkdir(parents=True)
         (mods / release / "modules.dep").write_text("")
