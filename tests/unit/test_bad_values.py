@@ -20,7 +20,17 @@ def keep_signal_handlers():
         signal.signal(s, handler)
 
 
-def one_error_line(argv: list[str], capsys) -> str:
+@pytest.fixture
+def not_a_kernel(tmp_path) -> Path:
+    """Given to every command, so that even with a check broken nothing boots."""
+    path = tmp_path / "not-a-kernel"
+    path.write_text("not a kernel\n")
+    return path
+
+
+def one_error_line(argv: list[str], capsys, kernel: Path | None = None) -> str:
+    if kernel:
+        argv = [argv[0], "--kernel", str(kernel), *argv[1:]]
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
@@ -50,14 +60,14 @@ def one_error_line(argv: list[str], capsys) -> str:
         (["boot", "--guest-config", "/bin/true"], "/bin/true: not UTF-8 text; expected a YAML"),
     ],
 )
-def test_bad_flag(argv, message, capsys):
-    assert message in one_error_line(argv, capsys)
+def test_bad_flag(argv, message, capsys, not_a_kernel):
+    assert message in one_error_line(argv, capsys, not_a_kernel)
 
 
-def test_results_on_a_regular_file(tmp_path, capsys):
+def test_results_on_a_regular_file(tmp_path, capsys, not_a_kernel):
     f = tmp_path / "taken"
     f.write_text("")
-    err = one_error_line(["run", "--results", str(f)], capsys)
+    err = one_error_line(["run", "--results", str(f)], capsys, not_a_kernel)
     assert f"--results '{f}': is not a directory" in err
 
 
@@ -76,10 +86,11 @@ def test_results_on_a_regular_file(tmp_path, capsys):
     ],
 )
 @pytest.mark.parametrize("command", [["boot"], ["agent", "--", "features"], ["run"]])
-def test_bad_guest_config(tmp_path, capsys, command, text, message):
+def test_bad_guest_config(tmp_path, capsys, not_a_kernel, command, text, message):
     cfg = tmp_path / "g.yaml"
     cfg.write_text(text)
-    err = one_error_line([command[0], "--guest-config", str(cfg), *command[1:]], capsys)
+    argv = [command[0], "--guest-config", str(cfg), *command[1:]]
+    err = one_error_line(argv, capsys, not_a_kernel)
     assert f"{cfg}{message}" in err
 
 

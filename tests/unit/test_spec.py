@@ -4,7 +4,7 @@ from harness import UsageError
 from harness.settings.merge import load_guest_config, merge_settings
 from harness.settings.schema import DEFAULTS
 from harness.settings.spec import GuestSpec
-from harness.settings.values import parse_hugepages, parse_size_mb
+from harness.settings.values import parse_hugepages, parse_seconds, parse_size_mb
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,13 @@ def test_hugepages():
 def test_bad_hugepages(text, message):
     with pytest.raises(ValueError, match=message):
         parse_hugepages(text)
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "0", "-1", "", "soon", "1e400"])
+def test_bad_seconds(text):
+    with pytest.raises(ValueError, match="finite number of seconds > 0"):
+        parse_seconds(text)
+    assert parse_seconds("0.5") == 0.5
 
 
 def test_pools_must_fit_in_memory(tmp_path):
