@@ -29,6 +29,9 @@ def inner_pytest(
         str(tmp_path / "test_inner.py"),
         "-p",
         "no:cacheprovider",
+        # The generated test sits outside the checkout: it opts into the plugin itself.
+        "-p",
+        "harness.suite.plugin",
         "--rootdir",
         str(tmp_path),
         "--uffd-results",
