@@ -161,7 +161,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_bench_parser(subparsers: Any) -> None:
     """Register `uffd-harness bench` on the CLI's subparsers."""
-    from harness.settings.options import add_guest_args
+    from harness.settings.options import add_guest_args, arg_type
+    from harness.settings.values import parse_count, parse_directory
+
+    count = arg_type(parse_count)
 
     p = subparsers.add_parser(
         "bench",
@@ -172,15 +175,15 @@ def add_bench_parser(subparsers: Any) -> None:
         "stand against the targets (with a breakdown of where the time goes when missed).",
     )
     add_guest_args(p)
-    p.add_argument("--runs", type=_positive, default=5, help="runs of each cheap figure (5)")
+    p.add_argument("--runs", type=count, default=5, help="runs of each cheap figure (5)")
     p.add_argument(
-        "--tests", type=_positive, default=20, help="tests measured for per-test overhead (20)"
+        "--tests", type=count, default=20, help="tests measured for per-test overhead (20)"
     )
-    p.add_argument("--suite-runs", type=_positive, default=1, help="runs of the suite (1)")
+    p.add_argument("--suite-runs", type=count, default=1, help="runs of the suite (1)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     p.add_argument(
         "--results",
-        type=Path,
+        type=arg_type(parse_directory),
         metavar="DIR",
         help="logs and bench.json (default results/bench-<run-id>)",
     )
@@ -197,16 +200,6 @@ def add_bench_parser(subparsers: Any) -> None:
         metavar="WORKLOAD:MEM",
         help="case for the per-test overhead (default: the cheapest passing one on anon)",
     )
-    p.add_argument("--stress-seconds", type=_positive, default=10, help="per memory type (10)")
-    p.add_argument("--stress-threads", type=_positive, default=4, help="stress threads (4)")
+    p.add_argument("--stress-seconds", type=count, default=10, help="per memory type (10)")
+    p.add_argument("--stress-threads", type=count, default=4, help="stress threads (4)")
     p.set_defaults(func=cmd_bench)
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
-    return n

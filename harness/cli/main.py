@@ -15,7 +15,7 @@ from harness import HarnessError, UsageError
 from harness.cli.progress import Clock
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
-from harness.settings.options import add_guest_args, add_suite_args, settings_from_args
+from harness.settings.options import add_guest_args, add_suite_args, arg_type, settings_from_args
 from harness.settings.schema import GUEST, SUITE, as_flags
 from harness.settings.values import parse_seconds
 
@@ -32,13 +32,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-def seconds(text: str) -> float:
-    try:
-        return parse_seconds(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
 
 def command_timeout(args: argparse.Namespace, settings: dict[str, object], default: float) -> float:
@@ -233,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--timeout",
-        type=seconds,
+        type=arg_type(parse_seconds),
         metavar="SECONDS",
         help=f"limit for CMD; on expiry exit {EXIT_TIMEOUT} "
         "(default: --guest-timeout if given, else 24 h)",
@@ -252,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--console-log", type=Path, help="write the serial console log here")
     a.add_argument(
         "--timeout",
-        type=seconds,
+        type=arg_type(parse_seconds),
         metavar="SECONDS",
         help=f"limit for the agent; on expiry dump the guest's tasks and exit {EXIT_TIMEOUT} "
         f"(default: --guest-timeout if given, else {AGENT_TIMEOUT:.0f})",

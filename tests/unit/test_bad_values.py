@@ -57,6 +57,9 @@ def one_error_line(argv: list[str], capsys, kernel: Path | None = None) -> str:
         (["run", "--guest-timeout", "nan"], "--guest-timeout 'nan': expected"),
         (["run", "--results", "/dev/null/x"], "is under /dev/null, which is not a directory"),
         (["boot", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["bench", "--results", "/dev/null/x"], "argument --results: '/dev/null/x': is under"),
+        (["bench", "--runs", "0"], "argument --runs: '0': expected a whole number >= 1"),
+        (["bench", "--guest-timeout", "nan"], "--guest-timeout 'nan': expected"),
         (["boot", "--guest-config", "/bin/true"], "/bin/true: not UTF-8 text; expected a YAML"),
     ],
 )
