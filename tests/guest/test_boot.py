@@ -12,7 +12,7 @@ import pytest
 from harness import HarnessError
 from harness.events import Event, PortTaken
 from harness.guest.ssh import CommandTimeout
-from harness.settings.spec import parse_hugepages
+from harness.settings.values import parse_hugepages
 
 from .helpers import guest_flags, make_guest, our_qemus, wait_gone
 

@@ -106,7 +106,10 @@ def make_guest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         kernel = KernelImage(tmp_path / "bzImage", "6.1.0-56-amd64 #1 SMP")
         log = tmp_path / "console.log"
         log.write_bytes(console)
-        g = guest_mod.Guest(GuestSpec(kernel.path), kernel, log, events=seen.append)
+        # 2048 MiB and one pool of 64 pages (what FakeSsh's probe answers), spelled out:
+        # GuestSpec's defaults are the settings' defaults, which may change.
+        spec = GuestSpec(kernel.path, mem_mb=2048, hugepages={2048: 64})
+        g = guest_mod.Guest(spec, kernel, log, events=seen.append)
         monkeypatch.setattr(guest_mod, "connect", lambda *a, **kw: FakeSsh(g.token))
         return g, seen
 
