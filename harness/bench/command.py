@@ -130,11 +130,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.results.records import new_run_id
     from harness.settings.options import settings_from_args
 
+    settings = settings_from_args(args)  # checked before anything is made
     # Absolute: the pytest runs work in other directories.
     workdir = (args.results or Path("results") / f"bench-{new_run_id()}").resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
     b = Bench(
-        settings=settings_from_args(args),
+        settings=settings,
         runs=args.runs,
         tests=args.tests,
         suite_runs=args.suite_runs,
@@ -147,6 +147,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     if "overhead" in b.sections and b.case is None and "boot" not in b.sections:
         raise UsageError("--only without boot needs --workload WORKLOAD:MEM for the overhead")
+    workdir.mkdir(parents=True, exist_ok=True)
     report = run_bench(b)
     text = render(report)
     print(text, end="")

@@ -105,3 +105,10 @@ def test_truncated_bzimage_refused_before_any_work(tmp_path, capsys):
     cut.write_bytes(real.read_bytes()[:0x10000])  # header and setup intact
     err = one_error_line(["boot", "--kernel", str(cut), "--", "true"], capsys)
     assert f"{cut}: truncated bzImage: 65536 bytes, but its header declares" in err
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_a_refused_command_leaves_no_results_directory(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    one_error_line([command, "--guest-timeout", "nan"], capsys, Path("not-a-kernel"))
+    assert not (tmp_path / "results").exists()
