@@ -127,7 +127,7 @@ def _stderr(phase: str, message: str) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness import UsageError
     from harness.host.cache import publish
-    from harness.results.records import new_run_id
+    from harness.results.rundir import new_run_id
     from harness.settings.options import settings_from_args
 
     settings = settings_from_args(args)  # checked before anything is made

@@ -132,7 +132,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 def _suite_verdicts(results: object, release: str) -> int:
     """Print one line per non-passing case and the count line; 1 on an unexpected failure."""
-    from harness.results.records import TestRecord, count_line
+    from harness.results.record import TestRecord, count_line
     from harness.verdict.known_issues import load_known_issues
     from harness.verdict.outcomes import verdict
 
@@ -153,7 +153,9 @@ def _suite_verdicts(results: object, release: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
-    from harness.results.records import TestRecord, new_run_id, summary_text
+    from harness.results.formats import summary_text
+    from harness.results.record import TestRecord
+    from harness.results.rundir import new_run_id
     from harness.suite import SUITE as SUITE_PATH
 
     settings = settings_from_args(args)

@@ -19,8 +19,10 @@ from harness.events import Event
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
+from harness.results.hardware import hardware_fingerprint
 from harness.results.provenance import provenance
-from harness.results.records import RunDir, TestRecord, hardware_fingerprint, new_run_id
+from harness.results.record import TestRecord
+from harness.results.rundir import RunDir, new_run_id
 from harness.settings.merge import resolve
 from harness.settings.schema import GUEST, as_flags
 from harness.suite import hooks

@@ -7,7 +7,7 @@ import pluggy
 import pytest
 
 from harness import HarnessError
-from harness.results.records import RunDir
+from harness.results.rundir import RunDir
 from harness.suite import plugin as pytest_plugin
 
 

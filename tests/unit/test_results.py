@@ -3,15 +3,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.results.records import (
-    RunDir,
-    TestRecord,
-    count_line,
-    hardware_fingerprint,
-    summary_text,
-    to_junit,
-    to_kcidb,
-)
+from harness.results.formats import summary_text, to_junit, to_kcidb
+from harness.results.hardware import hardware_fingerprint
+from harness.results.record import TestRecord, count_line
+from harness.results.rundir import RunDir
 
 CPUINFO = "model name\t: Test CPU @ 2GHz\nflags\t\t: fpu sse2 avx2\nmodel name\t: second\n"
 

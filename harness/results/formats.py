@@ -1,61 +1,14 @@
-"""Run results: records per test and the files nightly systems keep (JSON, JUnit, KCIDB).
+"""The files nightly systems keep, as pure functions of the records: JSON, JUnit, KCIDB,
+and the summary table."""
 
-Every writer is a pure function of the records; RunDir only decides where they go and
-writes atomically, after every test, so an interrupted run leaves valid files for what
-finished.
-"""
-
-import datetime as dt
 import json
-import os
-import platform
-import time
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-from harness.guest.qemu import qemu_version
-from harness.host.cache import publish
-from harness.host.cpuinfo import parse_cpuinfo
-from harness.results.provenance import provenance
+from harness.results.record import TestRecord, count_line, counts
 
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 KCIDB_ORIGIN = "uffd_harness"
-
-
-@dataclass
-class TestRecord:
-    __test__ = False  # not a pytest test class, despite the name
-
-    name: str  # e.g. "agent[wp-basic-anon]"
-    outcome: str  # one of OUTCOMES
-    duration: float
-    reason: str = ""
-    agent: dict | None = None  # the agent's JSON object for this case
-    crashes: list[dict] = field(default_factory=list)  # crashlog records (kind, title, text)
-    log_slice: str | None = None  # console slice, relative to the run directory
-    dmesg: str | None = None  # full kernel ring buffer written during the test
-    reproduce: str | None = None  # a shell command that reruns exactly this case
-    start_time: str = ""
-
-    def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome {self.outcome!r} not in {OUTCOMES}")
-
-
-def counts(records: list[TestRecord]) -> dict[str, int]:
-    c = dict.fromkeys(OUTCOMES, 0)
-    for r in records:
-        c[r.outcome] += 1
-    return c
-
-
-def count_line(records: list[TestRecord]) -> str:
-    """'N passed, N failed, N skipped, N xfailed' (+ xpassed/error only when non-zero)."""
-    c = counts(records)
-    parts = [f"{c[k]} {k}" for k in ("passed", "failed", "skipped", "xfailed")]
-    parts += [f"{c[k]} {k}" for k in ("xpassed", "error") if c[k]]
-    return ", ".join(parts)
 
 
 def to_json(records: list[TestRecord], meta: dict) -> str:
@@ -161,78 +114,6 @@ def to_kcidb(records: list[TestRecord], meta: dict, run_id: str) -> str:
         "tests": tests,
     }
     return json.dumps(doc, indent=2) + "\n"
-
-
-def hardware_fingerprint(
-    accel: str, accel_reason: str, guest_cpu: str, kernel: dict, cpuinfo: str | None = None
-) -> dict:
-    """Where a result was obtained: enough to know whether a rerun is comparable."""
-    if cpuinfo is None:
-        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-    cpu = parse_cpuinfo(cpuinfo)
-    return {
-        "harness": provenance(),
-        "host": {
-            "cpu_model": cpu.model,
-            "cpu_flags": list(cpu.flags),
-            "nproc": os.cpu_count(),
-            "kernel": platform.release(),
-            "python": platform.python_version(),
-        },
-        "qemu": qemu_version() or "unknown",
-        "accel": accel,
-        "accel_reason": accel_reason,
-        "guest_cpu": guest_cpu,
-        "kernel": kernel,
-    }
-
-
-def new_run_id() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-
-
-class RunDir:
-    """results/<run-id>/ and its files: results.jsonl gets a line per test as it ends;
-    results.json and the derived files are rewritten at most every FULL_FLUSH_S seconds
-    and by flush() at the end, since rewriting them all after every test cost more than
-    the rest of the harness's per-test work (~90 ms at 100 tests)."""
-
-    FULL_FLUSH_S = 10.0
-
-    def __init__(self, root: Path, meta: dict, run_id: str | None = None):
-        self.run_id = run_id or new_run_id()
-        self.root = root
-        self.meta = meta
-        self.records: list[TestRecord] = []
-        self._last_full = 0.0
-
-    def add(self, record: TestRecord) -> None:
-        self.records.append(record)
-        if record.reproduce and record.outcome in ("failed", "xpassed", "error"):
-            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in record.name)
-            script = self.root / "reproduce" / f"{name}.sh"
-            text = f"#!/bin/sh\n# {record.name}: {record.outcome}\nexec {record.reproduce}\n"
-            publish(script, text, 0o777)
-        # One appended line per test is O(1) and survives even a SIGKILL; the full files
-        # are rewritten at most every FULL_FLUSH_S and at the end (Ctrl-C included).
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / "results.jsonl").open("a") as f:
-            f.write(json.dumps(asdict(record), separators=(",", ":")) + "\n")
-        if time.monotonic() - self._last_full >= self.FULL_FLUSH_S:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write every file now (the end of a run, interrupted or not, calls this)."""
-        self._last_full = time.monotonic()
-        publish(self.root / "results.json", to_json(self.records, self.meta))
-        publish(self.root / "junit.xml", to_junit(self.records))
-        publish(self.root / "kcidb.json", to_kcidb(self.records, self.meta, self.run_id))
-        publish(
-            self.root / "summary.txt",
-            summary_text(self.records, self.root, self.meta.get("boot_crashes")),
-        )
-        if "hardware" in self.meta:
-            publish(self.root / "hardware.json", json.dumps(self.meta["hardware"], indent=2) + "\n")
 
 
 _CELL = {
