@@ -29,6 +29,13 @@ def client_key() -> tuple[Path, str]:
             )
             publish(tmp / private.name, pem, 0o600)
             publish(tmp / public.name, pub + b" uffd-harness\n")
+        if not (private.exists() and public.exists()):
+            # Another entry was there first and is not a whole pair (a cache from before
+            # pairs were published as one directory, or a hand-deleted file).
+            raise HarnessError(
+                f"{directory} holds an incomplete SSH key pair; remove that directory and "
+                "run again (a new pair and new guest images are made)"
+            )
     return private, public.read_text().strip()
 
 

@@ -93,3 +93,14 @@ def test_the_client_key_pair_is_made_once_and_matches(tmp_path, monkeypatch):
     )
     assert public == line.decode() + " uffd-harness"
     assert sorted(p.name for p in private.parent.parent.iterdir()) == ["ssh"]
+
+
+def test_an_incomplete_key_pair_is_named_not_used(tmp_path, monkeypatch):
+    from harness import HarnessError
+    from harness.image.sshkeys import client_key
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    private, _ = client_key()
+    (private.parent / "id_ed25519.pub").unlink()
+    with pytest.raises(HarnessError, match="incomplete SSH key pair; remove that directory"):
+        client_key()
