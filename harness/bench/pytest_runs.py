@@ -47,6 +47,9 @@ def run_pytest(argv: list[str], cwd: Path, timing: Path, log: Path) -> tuple[flo
     """(spawn, exit) host times and the exit code of `python -m pytest ARGV`."""
     env = dict(os.environ)
     env[TIMING_ENV] = str(timing)
+    # The suite runs from the installed package: no pytest bytecode left inside it (see
+    # cli.main.no_bytecode_writes).
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     cmd = [sys.executable, "-m", "pytest", "-p", "harness.bench.command", "-p", "no:cacheprovider"]
     cmd += argv
     with log.open("wb") as out:

@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import json
+import os
 import shlex
 import signal
 import sys
@@ -150,6 +151,26 @@ def _suite_verdicts(results: object, release: str) -> int:
     return 1 if any(r.outcome in ("failed", "error") for r in records) else 0
 
 
+@contextlib.contextmanager
+def no_bytecode_writes() -> Iterator[None]:
+    """pytest rewrites the asserts of the harness package (its plugin's) and caches them as
+    `*-pytest-*.pyc` beside the sources: in an installed package, files pip never recorded.
+    They survive an uninstall, and the `harness/` directory they keep makes a later
+    `pip install -e` import `harness` as an empty namespace package. Nothing is written,
+    here and in xdist workers (the environment variable)."""
+    saved = sys.dont_write_bytecode, os.environ.get("PYTHONDONTWRITEBYTECODE")
+    sys.dont_write_bytecode = True
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = saved[0]
+        if saved[1] is None:
+            del os.environ["PYTHONDONTWRITEBYTECODE"]
+        else:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = saved[1]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
@@ -168,7 +189,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     values = {**settings, "results": results}
     argv = [str(SUITE_PATH), *as_flags(values, "pytest", GUEST + SUITE), *args.pytest_args]
     print(f"uffd-harness run: pytest {' '.join(argv)}", file=sys.stderr, flush=True)
-    rc = int(pytest.main(argv))
+    with no_bytecode_writes():
+        rc = int(pytest.main(argv))
     path = results / "results.json"
     if path.exists():
         data = json.loads(path.read_text())

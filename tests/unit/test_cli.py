@@ -1,5 +1,10 @@
+import os
 import subprocess
 import sys
+
+import pytest
+
+from harness.cli.main import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -42,3 +47,21 @@ def test_bad_hugepages_exit_2(data_dir):
         "true",
     )
     assert res.returncode == 2 and "2M and 1G" in res.stderr
+
+
+def test_run_writes_no_bytecode_into_the_package(tmp_path, monkeypatch):
+    # pytest's rewritten *-pytest-*.pyc files would outlive an uninstall of the package.
+    seen = {}
+
+    def fake_main(argv):
+        seen["flag"] = sys.dont_write_bytecode
+        seen["env"] = os.environ.get("PYTHONDONTWRITEBYTECODE")
+        return pytest.ExitCode.NO_TESTS_COLLECTED
+
+    monkeypatch.setattr(pytest, "main", fake_main)
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    before = sys.dont_write_bytecode
+    assert main(["run", "--results", str(tmp_path / "r")]) == 1
+    assert seen == {"flag": True, "env": "1"}
+    assert sys.dont_write_bytecode == before
+    assert "PYTHONDONTWRITEBYTECODE" not in os.environ
