@@ -22,7 +22,7 @@ from harness.bench.report import AGENT_DURATION
 from harness.bench.run import Bench
 from harness.bench.timer import TIMING_ENV
 from harness.settings.schema import GUEST, as_flags
-from harness.suite import SUITE
+from harness.suite import suite_args
 
 if TYPE_CHECKING:
     from harness.guest.guest import Guest
@@ -147,7 +147,7 @@ def measure_suite(b: Bench) -> None:
         d.mkdir(parents=True, exist_ok=True)
         b.say("suite", f"run {i}/{b.suite_runs} (log: {d / 'pytest.log'})")
         timing = d / "timing.json"
-        argv = [str(SUITE), "-q", "--uffd-results", str(d / "results"), *flags]
+        argv = [*suite_args(), "-q", "--uffd-results", str(d / "results"), *flags]
         spawn, exit_, code = run_pytest(argv, d, timing, d / "pytest.log")
         agent_s, summary = _suite_results(d / "results" / "results.json")
         if agent_s is None:

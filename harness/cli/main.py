@@ -177,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.results.formats import summary_text
     from harness.results.record import TestRecord
     from harness.results.rundir import new_run_id
-    from harness.suite import SUITE as SUITE_PATH
+    from harness.suite import suite_args
 
     settings = settings_from_args(args)
     results = settings["results"] or Path("results") / new_run_id()
@@ -187,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--results {results}: cannot create it ({e.strerror})") from None
     # Every setting spelled out: the printed line reruns this very suite.
     values = {**settings, "results": results}
-    argv = [str(SUITE_PATH), *as_flags(values, "pytest", GUEST + SUITE), *args.pytest_args]
+    argv = [*suite_args(), *as_flags(values, "pytest", GUEST + SUITE), *args.pytest_args]
     print(f"uffd-harness run: pytest {' '.join(argv)}", file=sys.stderr, flush=True)
     with no_bytecode_writes():
         rc = int(pytest.main(argv))

@@ -65,3 +65,16 @@ def test_run_writes_no_bytecode_into_the_package(tmp_path, monkeypatch):
     assert seen == {"flag": True, "env": "1"}
     assert sys.dont_write_bytecode == before
     assert "PYTHONDONTWRITEBYTECODE" not in os.environ
+
+
+def test_run_uses_the_suites_own_pytest_configuration(tmp_path, monkeypatch):
+    # A results directory inside a checkout made pytest take the checkout's pyproject.toml.
+    seen = {}
+    monkeypatch.setattr(pytest, "main", lambda argv: seen.setdefault("argv", argv) and 5)
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntimeout = 1\n")
+    monkeypatch.chdir(tmp_path)
+    main(["run", "--results", "results/x"])
+    argv = seen["argv"]
+    ini = argv[argv.index("-c") + 1]
+    assert ini.endswith("harness/suite/pytest.ini") and os.path.isfile(ini)
+    assert argv[argv.index("--rootdir") + 1] == os.path.dirname(ini)
