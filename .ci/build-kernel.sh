@@ -47,6 +47,14 @@ if [ -z "${UFFD_KERNEL_SRC:-}" ]; then
   fi
 fi
 
+# The harness of the Quick start's venv when none is on PATH (an activated venv wins).
+harness=$(command -v uffd-harness || true)
+[ -n "$harness" ] || [ ! -x .venv/bin/uffd-harness ] || harness=.venv/bin/uffd-harness
+if [ -z "$harness" ]; then
+  echo "ci: uffd-harness not found on PATH nor in .venv/bin: install the project first (README)" >&2
+  exit 1
+fi
+
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-2G}"
 command -v ccache >/dev/null && ccache --zero-stats >/dev/null
@@ -56,15 +64,15 @@ build() {  # build OUT FRAGMENT...
   shift
   local args=()
   for frag in "$@"; do args+=(--config "kernel-configs/$frag"); done
-  uffd-harness kernel build --src "$src" --base tinyconfig "${args[@]}" --out "$out"
+  "$harness" kernel build --src "$src" --base tinyconfig "${args[@]}" --out "$out"
 }
 
 start=$SECONDS
 build build/min minimal.config
-uffd-harness kernel info build/min/arch/x86/boot/bzImage >&2
+"$harness" kernel info build/min/arch/x86/boot/bzImage >&2
 if [ "$debug" -eq 1 ]; then
   build build/debug minimal.config debug.config
-  uffd-harness kernel info build/debug/arch/x86/boot/bzImage >&2
+  "$harness" kernel info build/debug/arch/x86/boot/bzImage >&2
 fi
 echo "ci: kernels built in $((SECONDS - start)) s" >&2
 command -v ccache >/dev/null && ccache --show-stats 2>/dev/null | grep -iE 'hits|misses' >&2 || true

@@ -32,11 +32,15 @@ def built_kernel() -> Path:
         if os.environ.get("CI"):
             pytest.fail(f"CI must build a kernel: {reason}", pytrace=False)
         pytest.skip(reason)
+    # The script runs the uffd-harness of this Python's environment (a venv need not be
+    # on PATH).
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     proc = subprocess.run(
         ["bash", str(REPO_ROOT / ".ci" / "build-kernel.sh")],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
+        env={**os.environ, "PATH": path},
     )
     if proc.returncode != 0:
         pytest.fail(f"kernel build failed:\n{proc.stderr[-4000:]}", pytrace=False)
