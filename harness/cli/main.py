@@ -197,6 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         records = [TestRecord(**t) for t in data["tests"]]
         print("\n== uffd-harness summary ==")
         print(summary_text(records, results, data["meta"].get("boot_crashes")), end="")
+    if rc == pytest.ExitCode.INTERRUPTED:
+        print("uffd-harness run: interrupted; the results above are what finished", file=sys.stderr)
+        return interrupted_exit_code()
     if rc == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("uffd-harness run: no tests were collected", file=sys.stderr)
         return 1
@@ -303,9 +306,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised as Ctrl-C's exception: pytest (and every `finally`) then
+    ends the way it does for Ctrl-C: results written, guests stopped. A SystemExit would
+    only fail the running test, and pytest would go on with the next."""
+
+    #: The signal that ended the run, for the exit code (128 + signal, as a shell says).
+    signum = 0
+
+
 def _terminate(signum: int, frame: object) -> None:
-    # Turn SIGTERM/SIGHUP into an exception so every `finally` stops its QEMU.
-    raise SystemExit(128 + signum)
+    Terminated.signum = signum
+    raise Terminated()
+
+
+def interrupted_exit_code() -> int:
+    return 128 + (Terminated.signum or signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("uffd-harness: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_exit_code()
 
 
 if __name__ == "__main__":

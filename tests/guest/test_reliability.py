@@ -158,3 +158,34 @@ def test_xdist_two_workers_two_guests(settings, tmp_path):
     assert [t["outcome"] for t in load(results).values()] == ["passed"] * 4
     logs = sorted(x.name for x in results.glob("console-*.log"))
     assert logs == ["console-gw0-1.log", "console-gw1-1.log"], logs
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_end_uffd_harness_run_like_ctrl_c(settings, tmp_path, sig):
+    """A nightly job's timeout sends SIGTERM: the run ends there (not just its current
+    test), with its results and summary written and no guest left running."""
+    before = set(our_qemus())
+    results = tmp_path / "results"
+    argv = [sys.executable, "-m", "harness", "run", *guest_flags(settings), "--results"]
+    argv += [str(results), "--", "-v", "-p", "no:randomly", "-k", "wp-basic or wp-mprotect"]
+    p = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 300
+        while b"PASSED" not in seen and time.monotonic() < deadline:
+            if select.select([p.stdout], [], [], 1.0)[0]:
+                seen += os.read(p.stdout.fileno(), 4096)
+        assert b"PASSED" in seen, seen.decode()
+        p.send_signal(sig)
+        seen += p.communicate(timeout=90)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out = seen.decode(errors="replace")
+    assert p.returncode == 128 + sig, out[-3000:]
+    assert "== uffd-harness summary ==" in out
+    outcomes = [t["outcome"] for t in load(results).values()]
+    # Stopped after the first passes, long before the 14 cases are done.
+    assert "passed" in outcomes and len(outcomes) < 14, outcomes
+    assert not wait_gone(set(our_qemus()) - before)
