@@ -200,6 +200,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if rc == pytest.ExitCode.INTERRUPTED:
         print("uffd-harness run: interrupted; the results above are what finished", file=sys.stderr)
         return interrupted_exit_code()
+    if rc == pytest.ExitCode.USAGE_ERROR:
+        return UsageError.exit_code  # pytest printed the one line; ours exit 2, as any usage
     if rc == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("uffd-harness run: no tests were collected", file=sys.stderr)
         return 1

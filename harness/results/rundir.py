@@ -2,12 +2,18 @@
 interrupted run leaves valid files for what finished."""
 
 import datetime as dt
+import fcntl
 import json
 import os
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO
 
+from harness import UsageError
 from harness.host.cache import publish
 from harness.results.formats import summary_text, to_json, to_junit, to_kcidb
 from harness.results.record import TestRecord
@@ -15,6 +21,47 @@ from harness.results.record import TestRecord
 
 def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+#: The signals that end a run (each raised as an exception in the main thread).
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP back while a result is being kept: they are delivered
+    (and end the run) as soon as the block is done, never half-way through it."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def lock_run_dir(root: Path) -> IO[str]:
+    """Hold `root` for this run until the returned file is closed (or the process ends,
+    however it ends: the kernel drops the lock, so none is ever left stale). Two runs in
+    one directory would mix their results.jsonl lines and overwrite each other's files."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        f = (root / ".lock").open("a+")
+    except OSError as e:
+        raise UsageError(f"--results {root}: cannot use it ({e.strerror})") from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise UsageError(
+            f"--results {root} is in use by another run ({holder}); wait for it to end or "
+            "give another --results directory"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}, started {dt.datetime.now():%Y-%m-%d %H:%M:%S}\n")
+    f.flush()
+    return f
 
 
 class RunDir:

@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -22,7 +23,7 @@ from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
 from harness.results.hardware import hardware_fingerprint
 from harness.results.provenance import provenance
 from harness.results.record import TestRecord
-from harness.results.rundir import RunDir, new_run_id
+from harness.results.rundir import RunDir, lock_run_dir, new_run_id, signals_deferred
 from harness.settings.merge import resolve
 from harness.settings.schema import GUEST, as_flags
 from harness.suite import hooks
@@ -32,6 +33,7 @@ TEST_TIMEOUT = {"kvm": 120.0, "tcg": 300.0}
 
 _SLICE = pytest.StashKey[tuple]()  # (guest, console offset at the test's start, pool)
 _RUN = pytest.StashKey[RunDir]()
+_LOCK = pytest.StashKey[IO[str]]()
 _SETTINGS = pytest.StashKey[dict]()
 
 
@@ -73,7 +75,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_RUN] = RunDir(Path(workerinput["uffd_results"]), {}, workerinput["uffd_run"])
         return
     run_id = new_run_id()
-    root = config.stash[_SETTINGS]["results"] or Path(config.rootpath) / "results" / run_id
+    given = config.stash[_SETTINGS]["results"]
+    if given:
+        # A default directory is this run's own (its name holds the pid); a given one may
+        # be another run's.
+        try:
+            config.stash[_LOCK] = lock_run_dir(Path(given))
+        except HarnessError as e:
+            raise pytest.UsageError(f"uffd-harness: {e}") from None
+    root = given or Path(config.rootpath) / "results" / run_id
     config.stash[_RUN] = RunDir(Path(root), {"run_id": run_id, "harness": provenance()}, run_id)
     config.pluginmanager.register(ResultsRecorder(config.stash[_RUN]), "uffd-harness-results")
 
@@ -339,6 +349,12 @@ class ResultsRecorder:
         self.run = run
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Ctrl-C, SIGTERM and SIGHUP arrive as exceptions at any bytecode: one landing
+        # here, after the terminal said PASSED, would lose a finished test's record.
+        with signals_deferred():
+            self._record(report)
+
+    def _record(self, report: pytest.TestReport) -> None:
         setup_problem = report.when == "setup" and not report.passed
         props = {k: v for k, v in report.user_properties if k != "crash"}
         for key, value in props.get("run_meta", {}).items():
@@ -366,7 +382,8 @@ class ResultsRecorder:
 
     def pytest_sessionfinish(self) -> None:
         if self.run.records:
-            self.run.flush()
+            with signals_deferred():
+                self.run.flush()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.run.records:

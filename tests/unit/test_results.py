@@ -117,3 +117,53 @@ def test_summary_table():
     assert "WARNING in mwriteprotect_range  (agent[wp-zap-shmem])" in text
     assert "reproduce: uffd-harness agent -- run wp-zap --mem shmem" in text
     assert text.rstrip().endswith("1 passed, 1 failed, 1 skipped, 1 xfailed")
+
+
+def test_a_results_directory_is_held_by_one_run(tmp_path):
+    import subprocess
+    import sys
+
+    from harness import UsageError
+    from harness.results.rundir import lock_run_dir
+
+    held = lock_run_dir(tmp_path / "r")
+    try:
+        with pytest.raises(UsageError, match=r"is in use by another run \(pid \d+"):
+            lock_run_dir(tmp_path / "r")
+        # A second `uffd-harness run` on it stops before doing anything, in one line.
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", "run", "--results", str(tmp_path / "r")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "is in use by another run" in proc.stderr
+        assert not (tmp_path / "r" / "results.jsonl").exists()
+    finally:
+        held.close()
+    # Released with its file (and by the kernel when a run dies, however it dies).
+    lock_run_dir(tmp_path / "r").close()
+
+
+def test_a_stop_signal_waits_for_the_result_being_kept():
+    import os
+    import signal
+
+    from harness.results.rundir import signals_deferred
+
+    class Stop(Exception):
+        pass
+
+    def raise_stop(signum, frame):
+        raise Stop
+
+    old = signal.signal(signal.SIGTERM, raise_stop)
+    kept = []
+    try:
+        with pytest.raises(Stop), signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            kept.append("record")
+        assert kept == ["record"]
+    finally:
+        signal.signal(signal.SIGTERM, old)
