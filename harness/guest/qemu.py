@@ -2,6 +2,7 @@
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -139,13 +140,16 @@ class Qmp:
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup() -> None:
+def _child_setup(parent: int) -> None:
     # Own process group: a Ctrl-C at the terminal reaches the harness, which then stops
     # QEMU in order; and the death signal kills QEMU even if the harness is SIGKILLed.
     os.setpgid(0, 0)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the harness died before prctl took effect
+    # The harness died before prctl took effect: we were reparented. Compared with the
+    # harness's own pid, not with 1: the harness may itself be PID 1 (a container without
+    # init), and a subreaper adopts orphans under another pid.
+    if os.getppid() != parent:
         os._exit(1)
 
 
@@ -164,7 +168,8 @@ class QemuProcess:
                     stdin=subprocess.DEVNULL,
                     stdout=err,
                     stderr=err,
-                    preexec_fn=_child_setup,  # the death signal must be set in the child
+                    # The death signal must be set in the child.
+                    preexec_fn=functools.partial(_child_setup, os.getpid()),
                     close_fds=True,
                 )
             except FileNotFoundError:

@@ -35,14 +35,29 @@ def staged(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def publish(target: Path, data: bytes | str, mode: int = 0o666) -> Path:
+def publish(target: Path, data: bytes | str, mode: int = 0o666, durable: bool = False) -> Path:
     """Write `data` to `target` atomically (see `staged`). `mode` applies from creation,
-    less the umask, so a secret is never readable by others, not even for a moment."""
+    less the umask, so a secret is never readable by others, not even for a moment.
+    `durable`: on disk before this returns, so it survives a power cut (results)."""
     with staged(target) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+    if durable:
+        fsync_dir(target.parent)
     return target
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` durable (the directory entry itself)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from harness import UsageError
-from harness.host.cache import publish
+from harness.host.cache import fsync_dir, publish
 from harness.results.formats import summary_text, to_json, to_junit, to_kcidb
 from harness.results.record import TestRecord
 
@@ -89,20 +89,28 @@ class RunDir:
         # One appended line per test is O(1) and survives even a SIGKILL; the full files
         # are rewritten at most every FULL_FLUSH_S and at the end (Ctrl-C included).
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / "results.jsonl").open("a") as f:
+        jsonl = self.root / "results.jsonl"
+        new = not jsonl.exists()
+        with jsonl.open("a") as f:
             f.write(json.dumps(asdict(record), separators=(",", ":")) + "\n")
+            # A power cut after this test must not take its line with it.
+            f.flush()
+            os.fsync(f.fileno())
+        if new:
+            fsync_dir(self.root)
         if time.monotonic() - self._last_full >= self.FULL_FLUSH_S:
             self.flush()
 
     def flush(self) -> None:
         """Write every file now (the end of a run, interrupted or not, calls this)."""
         self._last_full = time.monotonic()
-        publish(self.root / "results.json", to_json(self.records, self.meta))
-        publish(self.root / "junit.xml", to_junit(self.records))
-        publish(self.root / "kcidb.json", to_kcidb(self.records, self.meta, self.run_id))
-        publish(
-            self.root / "summary.txt",
-            summary_text(self.records, self.root, self.meta.get("boot_crashes")),
-        )
+        files = {
+            "results.json": to_json(self.records, self.meta),
+            "junit.xml": to_junit(self.records),
+            "kcidb.json": to_kcidb(self.records, self.meta, self.run_id),
+            "summary.txt": summary_text(self.records, self.root, self.meta.get("boot_crashes")),
+        }
         if "hardware" in self.meta:
-            publish(self.root / "hardware.json", json.dumps(self.meta["hardware"], indent=2) + "\n")
+            files["hardware.json"] = json.dumps(self.meta["hardware"], indent=2) + "\n"
+        for name, text in files.items():
+            publish(self.root / name, text, durable=True)

@@ -85,3 +85,17 @@ def test_qemu_version_is_the_first_line_or_none(tmp_path):
     silent.chmod(0o755)
     assert qemu_version(str(silent)) is None
     assert qemu_version(str(tmp_path / "absent")) is None
+
+
+def test_a_child_whose_harness_is_gone_does_not_start():
+    # Compared with the harness's own pid, so a harness that is PID 1 can still boot.
+    import functools
+    import os
+    import subprocess
+
+    from harness.guest.qemu import _child_setup
+
+    ok = subprocess.run(["true"], preexec_fn=functools.partial(_child_setup, os.getpid()))
+    assert ok.returncode == 0
+    orphan = subprocess.run(["true"], preexec_fn=functools.partial(_child_setup, 1))
+    assert orphan.returncode == 1

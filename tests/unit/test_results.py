@@ -167,3 +167,29 @@ def test_a_stop_signal_waits_for_the_result_being_kept():
         assert kept == ["record"]
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_results_honour_the_umask_and_reach_the_disk(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from harness.results.record import TestRecord
+    from harness.results.rundir import RunDir
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd)
+    )
+    old = os.umask(0o027)
+    try:
+        run = RunDir(tmp_path / "r", {}, "id")
+        run.add(TestRecord("t", "passed", 0.1))
+        run.flush()
+    finally:
+        os.umask(old)
+    for name in ("results.jsonl", "results.json", "junit.xml", "kcidb.json", "summary.txt"):
+        assert stat.S_IMODE((tmp_path / "r" / name).stat().st_mode) == 0o640, name
+    assert str(tmp_path / "r" / "results.jsonl") in synced
+    assert str(tmp_path / "r") in synced  # the directory entries too
+    assert any(".results.json." in s for s in synced)  # before its rename
