@@ -16,6 +16,7 @@ from typing import Literal
 from harness.settings.values import (
     ACCELS,
     parse_choice,
+    parse_cmdline,
     parse_count,
     parse_directory,
     parse_hugepages,
@@ -123,6 +124,12 @@ GUEST: tuple[Setting, ...] = (
     ),
     Setting("host_hugepages", "back guest RAM with host hugetlbfs pages", default=False),
     Setting("panic_on_warn", "boot guests with panic_on_warn=1", default=False),
+    Setting(
+        "cmdline",
+        "kernel command-line additions, after the harness's own (a later one wins)",
+        parse_cmdline,
+        metavar="'ARG ...'",
+    ),
     Setting(
         "guest_timeout",
         "limit per command in the guest (default: per test 300 under TCG, 120 under KVM; "

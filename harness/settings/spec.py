@@ -44,6 +44,8 @@ class GuestSpec:
         )
         if settings.get("panic_on_warn"):
             spec.extra_cmdline.append("panic_on_warn=1")
+        if settings.get("cmdline"):
+            spec.extra_cmdline += str(settings["cmdline"]).split()
         return spec
 
     @property

@@ -72,6 +72,14 @@ def parse_word(text: str) -> str:
     return text
 
 
+def parse_cmdline(text: str) -> str:
+    """Kernel command-line words, separated by blanks, on one line."""
+    words = text.split()
+    if not words or any(not w.isprintable() for w in words) or "\n" in text:
+        raise ValueError("expected kernel parameters on one line, e.g. 'mitigations=off nokaslr'")
+    return " ".join(words)
+
+
 def parse_choice(choices: tuple[str, ...]):
     def parse(text: str) -> str:
         if text not in choices:

@@ -28,6 +28,8 @@ from harness.settings.merge import resolve
 from harness.settings.schema import GUEST, as_flags
 from harness.suite import hooks
 
+#: Boots that fail in a row before the rest of the run is marked not run.
+MAX_FAILED_BOOTS = 2
 #: Default per-test limit for a guest command, per accelerator.
 TEST_TIMEOUT = {"kvm": 120.0, "tcg": 300.0}
 
@@ -110,6 +112,8 @@ class GuestPool:
         self.hardware_sent = False
         self.pending_meta: dict = {}
         self.timeout: float | None = None
+        #: Errors of the boots that failed since the last one that worked.
+        self.failed_boots: list[str] = []
 
     def _event(self, event: Event) -> None:
         self.config.hook.pytest_uffd_event(event=event)
@@ -119,6 +123,13 @@ class GuestPool:
         return bool(g and g.alive() and g.ssh and g.ssh.alive())
 
     def get(self) -> Guest:
+        if len(self.failed_boots) >= MAX_FAILED_BOOTS:
+            # A kernel that cannot boot would cost a boot timeout per case: the rest of the
+            # run is not run, and says why (an error, never a skip).
+            raise HarnessError(
+                f"not run: the guest failed to boot {len(self.failed_boots)} times in a row; "
+                f"the last boot said: {self.failed_boots[-1]}"
+            )
         if self.guest and not self._healthy():
             self.discard()
         if self.guest is None:
@@ -127,7 +138,13 @@ class GuestPool:
             guest = guest_from_settings(self.settings, console_log=log, events=self._event)
             limit = self.settings["guest_timeout"]
             self.timeout = TEST_TIMEOUT[guest.spec.accel] if limit is None else float(limit)
-            guest.start()
+            try:
+                guest.start()
+            except HarnessError as e:
+                guest.cleanup()
+                self.failed_boots.append(str(e))
+                raise
+            self.failed_boots = []
             self.guest = guest
             self._record_hardware(guest)
             from harness.verdict.crashlog import parse
@@ -171,6 +188,7 @@ class GuestPool:
     def discard(self) -> None:
         if self.guest:
             self.guest.stop()
+            self.guest.cleanup()  # its private work dir; the console log is in the results
         self.guest = None
         self.agent = None
 
@@ -348,9 +366,10 @@ class ResultsRecorder:
     def __init__(self, run: RunDir):
         self.run = run
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # Ctrl-C, SIGTERM and SIGHUP arrive as exceptions at any bytecode: one landing
-        # here, after the terminal said PASSED, would lose a finished test's record.
+        # Ctrl-C, SIGTERM and SIGHUP arrive as exceptions at any bytecode: the record is
+        # kept before the terminal says PASSED, and no signal lands half-way through it.
         with signals_deferred():
             self._record(report)
 

@@ -189,3 +189,36 @@ def test_sigterm_and_sighup_end_uffd_harness_run_like_ctrl_c(settings, tmp_path,
     # Stopped after the first passes, long before the 14 cases are done.
     assert "passed" in outcomes and len(outcomes) < 14, outcomes
     assert not wait_gone(set(our_qemus()) - before)
+
+
+UNBOOTABLE = """
+import pytest
+
+pytestmark = pytest.mark.guest
+
+@pytest.mark.parametrize("n", range(4))
+def test_needs_a_guest(guest, n):
+    pass
+"""
+
+
+def test_a_kernel_that_cannot_boot_stops_costing_boots_after_two(settings, tmp_path):
+    before = set(our_qemus())
+    # No init to run: the kernel panics at once, and panic=-1 with -no-reboot ends QEMU.
+    cmdline = "rdinit=/nonexistent init=/nonexistent"
+    p, results = inner_pytest(settings, tmp_path, UNBOOTABLE, "--uffd-cmdline", cmdline)
+    out = p.stdout.read().decode()
+    assert p.returncode == 1, out
+    tests = list(load(results).values())
+    assert [t["outcome"] for t in tests] == ["error"] * 4, out
+    assert all("the guest stopped during boot" in t["reason"] for t in tests[:2]), tests
+    assert all(
+        "not run: the guest failed to boot 2 times in a row" in t["reason"] for t in tests[2:]
+    ), tests
+    # Two boots, not four; and their work directories are gone with them.
+    assert sorted(x.name for x in results.glob("console-*.log")) == [
+        "console-main-1.log",
+        "console-main-2.log",
+    ]
+    assert "Requested init /nonexistent failed" in (results / "console-main-1.log").read_text()
+    assert not wait_gone(set(our_qemus()) - before)

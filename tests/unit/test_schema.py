@@ -25,6 +25,7 @@ CHANGED = {
     "host_hugepages": True,
     "panic_on_warn": True,
     "guest_timeout": 42.5,
+    "cmdline": "mitigations=off nokaslr",
 }
 
 
