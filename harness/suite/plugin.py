@@ -128,7 +128,7 @@ class GuestPool:
             # run is not run, and says why (an error, never a skip).
             raise HarnessError(
                 f"not run: the guest failed to boot {len(self.failed_boots)} times in a row; "
-                f"the last boot said: {self.failed_boots[-1]}"
+                f"the last boot said: {self.failed_boots[-1].splitlines()[0]}"
             )
         if self.guest and not self._healthy():
             self.discard()
@@ -356,7 +356,11 @@ def _reason(report: pytest.TestReport) -> str:
         return str(report.wasxfail)
     if report.failed:
         lines = [ln for ln in report.longreprtext.splitlines() if ln.strip()]
-        return lines[-1].strip() if lines else "failed"
+        if not lines:
+            return "failed"
+        # A setup error's message leads with what went wrong (a boot's then quotes the
+        # console); a test's failure ends with it (the assertion under the traceback).
+        return (lines[0] if report.when == "setup" else lines[-1]).strip()
     return ""
 
 
@@ -374,6 +378,9 @@ class ResultsRecorder:
             self._record(report)
 
     def _record(self, report: pytest.TestReport) -> None:
+        if report.when == "???":
+            self._record_crashed_worker(report)
+            return
         setup_problem = report.when == "setup" and not report.passed
         props = {k: v for k, v in report.user_properties if k != "crash"}
         for key, value in props.get("run_meta", {}).items():
@@ -396,6 +403,33 @@ class ResultsRecorder:
                 dmesg=props.get("dmesg"),
                 reproduce=props.get("reproduce"),
                 start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.start)),
+            )
+        )
+
+    def _record_crashed_worker(self, report: pytest.TestReport) -> None:
+        """pytest-xdist's report for a test whose worker died under it (when "???"): the
+        worker's own reports never came, so the test is an error here, and its console
+        slice is the last lines the worker's guest printed (the guest dies with its worker:
+        QEMU has a parent-death signal)."""
+        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "")
+        logs = sorted(
+            self.run.root.glob(f"console-{worker}-*.log"), key=lambda p: p.stat().st_mtime
+        )
+        slice_path = None
+        if logs:
+            tail = logs[-1].read_text(errors="replace").splitlines(True)[-40:]
+            slice_path = self.run.root / "logs" / f"{_safe_name(report.nodeid)}.console.log"
+            slice_path.parent.mkdir(parents=True, exist_ok=True)
+            slice_path.write_text(f"(last lines of {logs[-1].name})\n" + "".join(tail))
+        lines = [ln for ln in report.longreprtext.splitlines() if ln.strip()]
+        self.run.add(
+            TestRecord(
+                name=report.nodeid.split("::", 1)[-1],
+                outcome="error",
+                duration=report.duration,
+                reason=f"xdist worker {worker or '?'} crashed: "
+                + (lines[0].strip() if lines else "no report"),
+                log_slice=str(slice_path.relative_to(self.run.root)) if slice_path else None,
             )
         )
 

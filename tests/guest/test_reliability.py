@@ -204,7 +204,8 @@ def test_needs_a_guest(guest, n):
 
 def test_a_kernel_that_cannot_boot_stops_costing_boots_after_two(settings, tmp_path):
     before = set(our_qemus())
-    # No init to run: the kernel panics at once, and panic=-1 with -no-reboot ends QEMU.
+    # No init in the initramfs, no root fs: the kernel panics, and panic=-1 with
+    # -no-reboot ends QEMU.
     cmdline = "rdinit=/nonexistent init=/nonexistent"
     p, results = inner_pytest(settings, tmp_path, UNBOOTABLE, "--uffd-cmdline", cmdline)
     out = p.stdout.read().decode()
@@ -220,5 +221,34 @@ def test_a_kernel_that_cannot_boot_stops_costing_boots_after_two(settings, tmp_p
         "console-main-1.log",
         "console-main-2.log",
     ]
-    assert "Requested init /nonexistent failed" in (results / "console-main-1.log").read_text()
+    assert "Kernel panic - not syncing" in (results / "console-main-1.log").read_text()
+    assert not wait_gone(set(our_qemus()) - before)
+
+
+WORKER_DIES = """
+import os
+import signal
+
+import pytest
+
+pytestmark = pytest.mark.guest
+
+def test_worker_dies(guest):
+    guest.run("echo about to lose my worker > /dev/kmsg", timeout=60)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_crashed_xdist_worker_keeps_its_test_as_an_error(settings, tmp_path):
+    before = set(our_qemus())
+    p, results = inner_pytest(settings, tmp_path, WORKER_DIES, "-n", "1")
+    out = p.stdout.read().decode()
+    assert p.returncode == 1, out
+    (test,) = load(results).values()
+    assert test["outcome"] == "error", test
+    assert test["reason"].startswith("xdist worker gw0 crashed"), test
+    assert "about to lose my worker" in (results / test["log_slice"]).read_text()
+    assert 'errors="1"' in (results / "junit.xml").read_text()
+    kcidb = json.loads((results / "kcidb.json").read_text())
+    assert [t["status"] for t in kcidb["tests"]] == ["ERROR"]
     assert not wait_gone(set(our_qemus()) - before)
