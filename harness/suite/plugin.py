@@ -22,7 +22,7 @@ from harness.guest.ssh import CommandTimeout
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
 from harness.results.hardware import hardware_fingerprint
 from harness.results.provenance import provenance
-from harness.results.record import TestRecord
+from harness.results.record import TestRecord, count_line, counts
 from harness.results.rundir import RunDir, lock_run_dir, new_run_id, signals_deferred
 from harness.settings.merge import resolve
 from harness.settings.schema import GUEST, as_flags
@@ -433,11 +433,24 @@ class ResultsRecorder:
             )
         )
 
-    def pytest_sessionfinish(self) -> None:
-        if self.run.records:
-            with signals_deferred():
-                self.run.flush()
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.run.records:
+            return
+        with signals_deferred():
+            self.run.flush()
+        if session.exitstatus == pytest.ExitCode.OK and not counts(self.run.records)["passed"]:
+            # Everything skipped proves nothing about the kernel: a validation run that
+            # checked nothing must not look like one that found nothing.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if self.run.records:
-            terminalreporter.write_line(f"uffd-harness results: {self.run.root}")
+        if not self.run.records:
+            return
+        terminalreporter.write_line(f"uffd-harness results: {self.run.root}")
+        c = counts(self.run.records)
+        if not c["passed"]:
+            terminalreporter.write_line(
+                f"uffd-harness: no case passed ({count_line(self.run.records)}): nothing was "
+                "checked on this kernel; see the skip reasons in the summary",
+                red=True,
+            )

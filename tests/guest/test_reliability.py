@@ -252,3 +252,21 @@ def test_a_crashed_xdist_worker_keeps_its_test_as_an_error(settings, tmp_path):
     kcidb = json.loads((results / "kcidb.json").read_text())
     assert [t["status"] for t in kcidb["tests"]] == ["ERROR"]
     assert not wait_gone(set(our_qemus()) - before)
+
+
+ALL_SKIP = """
+import pytest
+
+pytestmark = pytest.mark.guest
+
+def test_cannot_run_here(guest):
+    pytest.skip("the kernel lacks the feature")
+"""
+
+
+def test_a_run_where_nothing_passed_fails_and_says_why(settings, tmp_path):
+    p, results = inner_pytest(settings, tmp_path, ALL_SKIP)
+    out = p.stdout.read().decode()
+    assert p.returncode == 1, out
+    assert "uffd-harness: no case passed (0 passed, 0 failed, 1 skipped, 0 xfailed)" in out
+    assert [t["outcome"] for t in load(results).values()] == ["skipped"]
