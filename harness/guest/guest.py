@@ -204,25 +204,26 @@ class Guest:
         self.ssh = connect(
             self.port, self.image.host_key, key_path, timeout=60.0, keep_going=self.qemu.alive
         )
-        # One round trip for the token and the pools: each command costs a TCG guest time.
-        sizes = sorted(self.spec.hugepages)
-        # Boot stays at loglevel 5 (a quiet serial port boots faster under TCG); from now
-        # on the console also gets KERN_INFO, where hung-task and lockup reports print
-        # their stacks, so the console alone explains a guest that died.
-        probe = f"dmesg -n {RUN_LOGLEVEL}; cat /proc/cmdline" + "".join(
-            f"; cat /sys/kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages 2>/dev/null || echo 0"
-            for kb in sizes
-        )
-        lines = self.ssh.run(probe, timeout=30).stdout.decode(errors="replace").splitlines()
-        cmdline = lines[0] if lines else ""
+        # The token first, in a command of its own: nothing else runs in a guest that may
+        # not be this boot's.
+        cmdline = self.ssh.run("cat /proc/cmdline", timeout=30).stdout.decode(errors="replace")
         if f"{TOKEN_PARAM}={self.token}" not in cmdline.split():
             raise HarnessError(
                 f"the guest on port {self.port} does not carry this boot's token; refusing to "
                 f"use it (its command line: {cmdline.strip()!r})"
             )
+        sizes = sorted(self.spec.hugepages)
+        # Boot stays at loglevel 5 (a quiet serial port boots faster under TCG); from now
+        # on the console also gets KERN_INFO, where hung-task and lockup reports print
+        # their stacks, so the console alone explains a guest that died.
+        probe = f"dmesg -n {RUN_LOGLEVEL}" + "".join(
+            f"; cat /sys/kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages 2>/dev/null || echo 0"
+            for kb in sizes
+        )
+        lines = self.ssh.run(probe, timeout=30).stdout.decode(errors="replace").splitlines()
         short = [
             f"{got}/{self.spec.hugepages[kb]} {format_pagesize(kb)} pages"
-            for kb, got in zip(sizes, (int(x) for x in lines[1:]), strict=False)
+            for kb, got in zip(sizes, (int(x) for x in lines), strict=False)
             if got < self.spec.hugepages[kb]
         ]
         if short:

@@ -76,8 +76,10 @@ class FakeSsh:
         self.token = token
 
     def run(self, cmd: str, timeout: float, **kw: object) -> RunResult:
+        if cmd == "cat /proc/cmdline":
+            return RunResult(0, f"{TOKEN_PARAM}={self.token} quiet\n".encode(), b"", 0.1)
         if cmd.startswith("dmesg -n"):
-            return RunResult(0, f"{TOKEN_PARAM}={self.token} quiet\n64\n".encode(), b"", 0.2)
+            return RunResult(0, b"64\n", b"", 0.1)
         if cmd.startswith("sleep"):
             raise CommandTimeout(cmd, timeout, b"", b"")
         return RunResult(0, b"6.1.0-56-amd64\n", b"", 0.1)
@@ -286,3 +288,18 @@ def test_events_are_frozen_and_stamped_when_made():
     with pytest.raises(dataclasses.FrozenInstanceError):
         e.cmd = "false"  # type: ignore[misc]
     assert CommandStart("true").t >= e.t
+
+
+def test_the_token_is_checked_before_anything_else_runs(make_guest, monkeypatch):
+    ran: list[str] = []
+
+    class Impostor(FakeSsh):
+        def run(self, cmd: str, timeout: float, **kw: object) -> RunResult:
+            ran.append(cmd)
+            return RunResult(0, b"console=ttyS0 uffd_harness.token=stale\n", b"", 0.1)
+
+    guest, _ = make_guest()
+    monkeypatch.setattr(guest_mod, "connect", lambda *a, **kw: Impostor("other"))
+    with pytest.raises(HarnessError, match="does not carry this boot's token"):
+        guest.start()
+    assert ran == ["cat /proc/cmdline"]
