@@ -46,6 +46,9 @@ WORKLOADS = {
     "wp-swap",
     "wp-zap",
     "wp-thp",
+    "wp-thp-split",
+    "wp-collapse",
+    "wp-mremap",
     "wp-unregister",
     "wp-errors",
     "wp-unpopulated",
@@ -202,6 +205,9 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
         assert w["summary"]
     by_name = {w["name"]: set(w["mem"]) for w in listed}
     assert by_name["wp-thp"] == {"anon-thp"}
+    assert by_name["wp-thp-split"] == {"anon-thp"}
+    assert by_name["wp-collapse"] == {"anon-thp", "shmem"}
+    assert by_name["wp-mremap"] == CLASSIC_TYPES | {"anon-thp"}
     assert by_name["wp-zap"] == {"shmem", "hugetlb", "hugetlb-1g"}
     assert by_name["minor-basic"] == {"shmem", "hugetlb", "hugetlb-1g"}
     assert by_name["minor-private"] == {"shmem-private", "hugetlb-private"}

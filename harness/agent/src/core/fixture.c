@@ -83,7 +83,8 @@ bool fx_setup(struct fx *fx, struct run *run, size_t npages, unsigned flags, uin
 	fx->a.fd = -1;
 	set_phase(r, "allocate %s", mem_info(run->mem)->name);
 	rc = area_alloc(&fx->a, run->mem, npages ? npages : run->pages, extra_hugepages,
-			flags & FX_FILE_ALIAS ? AREA_FILE_ALIAS : 0, why, sizeof(why));
+			(flags & FX_FILE_ALIAS ? AREA_FILE_ALIAS : 0) | (flags & FX_PMD_ALIGN ? AREA_PMD_ALIGN : 0), why,
+			sizeof(why));
 	r->page_size = fx->a.psize;
 	r->npages = fx->a.npages;
 	if (rc > 0) {
@@ -172,6 +173,40 @@ void check_wp_bits(struct result *r, const char *name, const void *addr, size_t 
 		snprintf(where, sizeof(where), ", the first at entry %zu", c.first_wp);
 	check_value(r, name, (long long)c.wp, set ? (long long)c.entries : 0,
 		    "4K entries (of %zu) with pagemap bit 57 (uffd-wp)%s", c.entries, where);
+}
+
+void check_wp_pattern(struct result *r, const char *name, const void *addr, size_t n, const signed char *want)
+{
+	uint64_t *pm = malloc((n ? n : 1) * sizeof(*pm));
+	size_t bad = 0, first = 0, set = 0;
+	int rc;
+
+	if (!pm)
+		abort();
+	rc = pagemap_read(addr, n, pm);
+	if (rc) {
+		check_errno(r, name, -rc, 0, "read /proc/self/pagemap");
+		free(pm);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool wp = !!(pm[i] & PM_UFFD_WP);
+
+		set += wp;
+		if (want[i] < 0 || wp == (want[i] == 1))
+			continue;
+		if (!bad++)
+			first = i;
+	}
+	if (bad)
+		check_value(r, name, (long long)bad, 0,
+			    "4K entries (of %zu, %zu with bit 57) whose uffd-wp bit is not as protected; the first is "
+			    "entry %zu (bit 57 %s)",
+			    n, set, first, pm[first] & PM_UFFD_WP ? "set" : "clear");
+	else
+		check_value(r, name, 0, 0, "4K entries (of %zu, %zu with bit 57) whose uffd-wp bit is not as protected",
+			    n, set);
+	free(pm);
 }
 
 void check_present(struct result *r, const char *name, const void *addr, size_t len, bool present)

@@ -54,6 +54,7 @@ const char *fork_event_unusable(struct run *run);
 enum {
 	FX_POPULATE = 1 << 0,
 	FX_FILE_ALIAS = 1 << 1, /* AREA_FILE_ALIAS */
+	FX_PMD_ALIGN = 1 << 2,	/* AREA_PMD_ALIGN */
 };
 
 /*
@@ -67,6 +68,11 @@ void fx_teardown(struct fx *fx);
 
 /* Checks shared by workloads. */
 void check_wp_bits(struct result *r, const char *name, const void *addr, size_t len, bool set);
+/*
+ * Bit 57 on each 4K entry from addr against want[i]: 1 set, 0 clear, -1 either (a hole).
+ * The detail names how many differ and the first that does.
+ */
+void check_wp_pattern(struct result *r, const char *name, const void *addr, size_t n, const signed char *want);
 void check_present(struct result *r, const char *name, const void *addr, size_t len, bool present);
 void check_data(struct fx *fx, const char *name, const char *view, const unsigned *gens, unsigned gen);
 /* The main uffd's fault addresses from index `from` on are exactly one per listed page,

@@ -120,15 +120,35 @@ static unsigned huge_flag(size_t psize)
 	return psize == GIB ? AGENT_HUGE_1GB : AGENT_HUGE_2MB;
 }
 
-static int map_file(struct area *a, bool shared, bool alias, char *why, size_t n)
+/* A free address for len bytes aligned to align (reserved, then released), or NULL. */
+static void *aligned_hole(size_t len, size_t align)
+{
+	char *raw = mmap(NULL, len + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (raw == MAP_FAILED)
+		return NULL;
+	munmap(raw, len + align);
+	return (void *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+}
+
+static int map_file(struct area *a, bool shared, bool alias, bool pmd_align, char *why, size_t n)
 {
 	int flags = shared ? MAP_SHARED : MAP_PRIVATE;
+	void *at = NULL;
 
 	if (ftruncate(a->fd, (off_t)a->size)) {
 		snprintf(why, n, "ftruncate(memfd, %zu): %s", a->size, errno_name(errno));
 		return -1;
 	}
-	a->base = mmap(NULL, a->size, PROT_READ | PROT_WRITE, flags, a->fd, 0);
+	if (pmd_align) {
+		at = aligned_hole(a->size, thp_pmd_size());
+		if (!at) {
+			snprintf(why, n, "mmap(%zu PROT_NONE) for a PMD-aligned address: %s", a->size, errno_name(errno));
+			return -1;
+		}
+		flags |= MAP_FIXED;
+	}
+	a->base = mmap(at, a->size, PROT_READ | PROT_WRITE, flags, a->fd, 0);
 	if (a->base == MAP_FAILED) {
 		a->base = NULL;
 		snprintf(why, n, "mmap(memfd, %zu): %s", a->size, errno_name(errno));
@@ -220,7 +240,7 @@ int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_huge
 			snprintf(why, n, "memfd_create: %s", errno_name(errno));
 			return errno == ENOSYS ? 1 : -1;
 		}
-		return map_file(a, mi->shared, alias, why, n);
+		return map_file(a, mi->shared, alias, flags & AREA_PMD_ALIGN, why, n);
 	case MEM_HUGETLB_PRIVATE:
 		if (!alias)
 			return map_hugetlb_anon_private(a, why, n);
@@ -232,7 +252,7 @@ int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_huge
 			snprintf(why, n, "memfd_create(MFD_HUGETLB, %zu kB): %s", mi->psize / KIB, errno_name(errno));
 			return 1;
 		}
-		return map_file(a, mi->shared, true, why, n);
+		return map_file(a, mi->shared, true, false, why, n);
 	case MEM_NTYPES:
 		break;
 	}
@@ -285,6 +305,38 @@ long anon_huge_kb(const void *addr)
 	}
 	fclose(f);
 	return kb;
+}
+
+long anon_huge_kb_range(const void *addr, size_t len)
+{
+	return smaps_kb_range(addr, len, "AnonHugePages");
+}
+
+long smaps_kb_range(const void *addr, size_t len, const char *field)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	uintptr_t a = (uintptr_t)addr, end = a + len;
+	char line[512];
+	bool in_range = false;
+	size_t flen = strlen(field);
+	long kb, sum = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char c;
+
+		if (sscanf(line, "%lx-%lx %c", &lo, &hi, &c) == 3) {
+			in_range = lo < end && hi > a;
+			continue;
+		}
+		if (in_range && !strncmp(line, field, flen) && line[flen] == ':' &&
+		    sscanf(line + flen + 1, "%ld kB", &kb) == 1)
+			sum += kb;
+	}
+	fclose(f);
+	return sum;
 }
 
 static int populate_file_private(struct area *a, uint64_t seed, unsigned gen, char *why, size_t n)

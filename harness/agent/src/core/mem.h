@@ -52,6 +52,8 @@ struct area {
  * minor faults need page-cache pages that a second mapping can fill.
  */
 #define AREA_FILE_ALIAS (1U << 0)
+/* shmem: map the file at a PMD-aligned address, so its pages can be collapsed into a THP. */
+#define AREA_PMD_ALIGN (1U << 1)
 
 /*
  * 0: ready. 1: this system cannot provide it (why says what is missing: a skip).
@@ -86,6 +88,10 @@ size_t area_mismatches(const struct area *a, const char *view, size_t from, size
 
 /* PMD-mapped anonymous THP in the VMA holding addr, in kB (smaps AnonHugePages), or -1. */
 long anon_huge_kb(const void *addr);
+/* The same summed over every VMA that overlaps [addr, addr+len), or -1 if unreadable. */
+long anon_huge_kb_range(const void *addr, size_t len);
+/* Any smaps "Field: N kB" line (ShmemPmdMapped, ...) summed the same way. */
+long smaps_kb_range(const void *addr, size_t len, const char *field);
 /* THP "enabled" mode: "always", "madvise", "never", or "" when the kernel has no THP. */
 const char *thp_mode(char *buf, size_t n);
 size_t thp_pmd_size(void);

@@ -42,6 +42,25 @@ int pagemap_count(const void *addr, size_t len, struct pm_counts *c)
 	return 0;
 }
 
+int pagemap_read(const void *addr, size_t n, uint64_t *out)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	size_t want = n * sizeof(uint64_t);
+	ssize_t got;
+
+	if (fd < 0)
+		return -errno;
+	got = pread(fd, out, want, (off_t)((uintptr_t)addr / BASE_PAGE * sizeof(uint64_t)));
+	if (got != (ssize_t)want) {
+		int err = got < 0 ? errno : EIO;
+
+		close(fd);
+		return -err;
+	}
+	close(fd);
+	return 0;
+}
+
 long pagemap_scan(const void *start, size_t len, uint64_t flags, uint64_t category_mask,
 		  uint64_t return_mask, struct page_region *vec, size_t vec_len)
 {

@@ -19,6 +19,9 @@ struct pm_counts {
 /* 0 or -errno. Uses only open/pread/close: safe in a child forked from threads. */
 int pagemap_count(const void *addr, size_t len, struct pm_counts *c);
 
+/* The raw 64-bit entries of the n 4 KiB pages from addr into out: 0 or -errno. */
+int pagemap_read(const void *addr, size_t n, uint64_t *out);
+
 /* PAGEMAP_SCAN over [start, start+len): regions into vec; returns the count or -errno. */
 long pagemap_scan(const void *start, size_t len, uint64_t flags, uint64_t category_mask,
 		  uint64_t return_mask, struct page_region *vec, size_t vec_len);

@@ -34,6 +34,18 @@ const struct workload workloads[] = {
 	  "protect a whole PMD-mapped THP: it stays PMD-mapped and one write faults once; protect one 4K page "
 	  "of a fresh THP: the PMD splits and only that page faults",
 	  wp_thp },
+	{ "wp-thp-split", MEMBIT(MEM_ANON_THP),
+	  "protect a whole PMD-mapped THP, then split it by mprotect, munmap, MADV_DONTNEED or unprotect of one "
+	  "4K page: bit 57 stays on every other page, sampled writes fault once each, the split-off page does not",
+	  wp_thp_split },
+	{ "wp-collapse", MEMBIT(MEM_ANON_THP) | MEMBIT(MEM_SHMEM),
+	  "protect 4K pages of a PTE-mapped THP-sized range, let khugepaged scan it and ask MADV_COLLAPSE: collapsed "
+	  "or not, bit 57 stays on exactly those pages, their writes fault once each, the others write freely",
+	  wp_collapse },
+	{ "wp-mremap", CLASSIC_TYPES | MEMBIT(MEM_ANON_THP),
+	  "mremap a protected range (a THP as one PMD): with EVENT_REMAP the message has from/to/len, bit 57 and "
+	  "the faults follow the move; without it the moved range is unregistered: bit 57 clear, writes free",
+	  wp_mremap },
 	{ "wp-unregister", MEM_ALL,
 	  "after UFFDIO_UNREGISTER, and after close(uffd), bit 57 is clear and writes do not fault", wp_unregister },
 	{ "wp-errors", MEM_ALL,
