@@ -44,6 +44,8 @@ WORKLOADS = {
     "wp-fork-cow",
     "wp-mprotect",
     "wp-swap",
+    "wp-swap-protect",
+    "wp-fork-swap",
     "wp-zap",
     "wp-thp",
     "wp-thp-split",

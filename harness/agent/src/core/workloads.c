@@ -27,6 +27,17 @@ const struct workload workloads[] = {
 	  "after MADV_PAGEOUT bit 57 survives in the swap entry (or marker); pages read back stay protected; "
 	  "writes after swap-in, and straight onto swapped pages, still fault",
 	  wp_swap },
+	{ "wp-swap-protect", PRIVATE_TYPES | MEMBIT(MEM_SHMEM),
+	  "protect pages already swapped out: bit 57 set on the swap entries (markers for shmem), swap-in "
+	  "keeps it and every write faults; unprotect while swapped: bit 57 clear, swap-in unprotected, "
+	  "writes do not fault",
+	  wp_swap_protect },
+	{ "wp-fork-swap", MEM_ALL,
+	  "fork while protected pages are swap entries (anon, after MADV_PAGEOUT) or PTE markers (file, after "
+	  "MADV_DONTNEED): without EVENT_FORK the child has no bit 57 before or after reading them back; with "
+	  "it the child's entries keep bit 57, reads keep it and its writes fault on the child's uffd; the "
+	  "parent keeps its bits",
+	  wp_fork_swap },
 	{ "wp-zap", MEM_SHARED_FILE,
 	  "after MADV_DONTNEED bit 57 persists as a PTE marker; fault-in keeps it; the next write still faults",
 	  wp_zap },

@@ -33,6 +33,8 @@ void wp_dontwake(struct run *run);
 void wp_mprotect(struct run *run);
 void wp_fork_cow(struct run *run);
 void wp_swap(struct run *run);
+void wp_swap_protect(struct run *run);
+void wp_fork_swap(struct run *run);
 void wp_zap(struct run *run);
 void wp_thp(struct run *run);
 void wp_thp_split(struct run *run);

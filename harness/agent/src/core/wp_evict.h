@@ -11,4 +11,16 @@
  */
 void wp_evict(struct run *run, void (*evict)(struct fx *fx));
 
+/*
+ * The second half of that shape, for a protected area whose pages are away: read the
+ * even pages back (no message, bit 57 kept, initial bytes), then write every page (one
+ * WP fault each, bit 57 clear after, data intact). False if it stopped early.
+ */
+bool wp_read_back_then_write(struct fx *fx);
+
+/* MADV_PAGEOUT over the whole area until no page is present (a few rounds); 0 or errno. */
+int wp_page_out(struct fx *fx);
+/* kB of the area's pages in swap: smaps Swap of the VMA, or of a shared view of its file. */
+long wp_swap_kb(const struct fx *fx);
+
 #endif
