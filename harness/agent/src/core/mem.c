@@ -61,6 +61,16 @@ bool swap_active(void)
 	return nl && nl[1] != '\0';
 }
 
+const char *swap_missing(void)
+{
+	/* /proc/swaps exists exactly when the kernel has CONFIG_SWAP. */
+	if (access("/proc/swaps", F_OK) != 0)
+		return "no swap: kernel built without CONFIG_SWAP (no /proc/swaps)";
+	if (!swap_active())
+		return "no swap: /proc/swaps lists no active swap area";
+	return NULL;
+}
+
 static int hugetlb_available(size_t psize, size_t need, char *why, size_t n)
 {
 	char dir[96], path[128];

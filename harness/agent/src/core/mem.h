@@ -96,5 +96,7 @@ long smaps_kb_range(const void *addr, size_t len, const char *field);
 const char *thp_mode(char *buf, size_t n);
 size_t thp_pmd_size(void);
 bool swap_active(void);
+/* Why swap-based workloads cannot run here ("no swap: ..."), or NULL when swap is on. */
+const char *swap_missing(void);
 
 #endif

@@ -21,8 +21,10 @@ void wp_swap(struct run *run)
 {
 	if (!need_wp(run, 0))
 		return;
-	if (!swap_active()) {
-		skip(run->r, "no swap: /proc/swaps lists no active swap area");
+	const char *why = swap_missing();
+
+	if (why) {
+		skip(run->r, "%s", why);
 		return;
 	}
 	wp_evict(run, swap_out);
