@@ -32,11 +32,51 @@ while read -r kind path; do
   }
 done < /etc/modules.order
 
-if [ "$ZRAM_SWAP_MB" -gt 0 ] && [ -e /sys/block/zram0/disksize ]; then
-  echo "${ZRAM_SWAP_MB}M" > /sys/block/zram0/disksize \
-    && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0 \
-    && say "zram swap ${ZRAM_SWAP_MB} MiB on" \
-    || say "WARNING: zram swap setup failed"
+# Swap, for the uffd-wp swap workloads: zram when the kernel has it, else the virtio-blk
+# disk the host attaches for a kernel without zram (uffd_harness.swap=disk on the command
+# line; its virtio serial is uffd-swap, and no other disk is ever touched). One
+# "swap: ..." line says which; a WARNING line says what failed.
+swap_disk() {  # the vdX that is the harness's swap disk; waits up to 2 s for its driver
+  tries=0
+  while [ $tries -lt 20 ]; do
+    for s in /sys/block/vd*/serial; do
+      [ -e "$s" ] && [ "$(cat "$s")" = uffd-swap ] && { s=${s%/serial}; echo "${s##*/}"; return 0; }
+    done
+    sleep 0.1
+    tries=$((tries + 1))
+  done
+  return 1
+}
+if [ ! -e /proc/swaps ]; then
+  say "swap: none (kernel built without CONFIG_SWAP)"
+elif [ "$SWAP_MB" -gt 0 ]; then
+  swap=
+  if [ -e /sys/block/zram0/disksize ]; then
+    echo "${SWAP_MB}M" > /sys/block/zram0/disksize \
+      && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0 \
+      && swap="zram ${SWAP_MB} MiB" \
+      || say "WARNING: swap: zram setup failed"
+  fi
+  case " $(cat /proc/cmdline) " in *" uffd_harness.swap=disk "*) want_disk=1 ;; *) want_disk= ;; esac
+  if [ -z "$swap" ] && [ -n "$want_disk" ]; then
+    if ! dev=$(swap_disk); then
+      say "WARNING: swap: no virtio-blk disk with serial uffd-swap after 2 s: the kernel" \
+          "lacks the virtio-blk driver (CONFIG_VIRTIO_BLK, or its module)"
+    elif mkswap "/dev/$dev" >/dev/null && swapon "/dev/$dev"; then
+      swap="virtio-blk disk /dev/$dev $(($(cat "/sys/block/$dev/size") / 2048)) MiB"
+    else
+      say "WARNING: swap: mkswap or swapon on /dev/$dev failed"
+    fi
+  fi
+  if [ -n "$swap" ]; then
+    say "swap: $swap on"
+  else
+    disk="no swap disk attached"
+    [ -z "$want_disk" ] || disk="the swap disk failed"
+    say "swap: none (no usable zram device, and $disk)"
+  fi
+else
+  say "swap: none (the image asks for none: swap_mb 0)"
 fi
 
 ifconfig lo 127.0.0.1 up

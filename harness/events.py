@@ -84,6 +84,15 @@ class DriversMissing(Event):
 
 
 @dataclass(frozen=True)
+class SwapPlanned(Event):
+    """The swap the host gives the guest, decided from the kernel config."""
+
+    kind: str  # zram | disk (a virtio-blk disk on a host file) | auto | none
+    size_mb: int
+    text: str  # "virtio-blk disk (256 MiB): no zram (CONFIG_ZRAM is not set)"
+
+
+@dataclass(frozen=True)
 class BootStart(Event):
     """QEMU was spawned (once per attempt: a taken port means another)."""
 
@@ -112,6 +121,13 @@ class BootLine(Event):
     """One whole console line, stamped when the harness read it, from spawn to READY."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class SwapReported(Event):
+    """The guest's init said which swap it enabled (its console line, without the prefix)."""
+
+    text: str  # "virtio-blk disk /dev/vda 256 MiB on", "WARNING: swap: zram setup failed"
 
 
 @dataclass(frozen=True)

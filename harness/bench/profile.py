@@ -72,7 +72,7 @@ BOOT_STAGES = {
         ("qmp", "QEMU start (-> QMP greeting)"),
         ("first_output", "firmware, kernel load, early kernel (-> first console output)"),
         ("init", "kernel init, initramfs unpack, /init mounts (-> 'init started')"),
-        ("zram_on", "init: hugetlbfs, insmod, zram swap (-> 'zram swap on')"),
+        ("swap_on", "init: hugetlbfs, insmod, swap (-> 'swap: ...')"),
         ("ready", "init: network, dropbear listening (-> READY)"),
         ("ssh_ok", "harness: sees READY, SSH connect, auth, token check"),
     ],
@@ -91,7 +91,7 @@ def boot_marks(b: BootRecord) -> dict[str, float]:
         return marks
     for key, needle in (
         ("init", "uffd-harness: init started"),
-        ("zram_on", "uffd-harness: zram swap"),
+        ("swap_on", "uffd-harness: swap: "),
         ("ready", "uffd-harness: READY"),
     ):
         t = line_time(b.lines, needle)
@@ -160,7 +160,7 @@ def boot_difference(boots: list[BootRecord]) -> list[ProfileRow]:
         ProfileRow(f"ready - bare: {label.split(' (')[0]}", med(ready, key) - med(bare, key))
         for key, label in BOOT_STAGES["bare"]
     ]
-    userspace = sum(med(ready, k) for k in ("zram_on", "ready"))
+    userspace = sum(med(ready, k) for k in ("swap_on", "ready"))
     rows.append(ProfileRow("ready only: init after 'init started' (to READY)", userspace))
     rows.append(ProfileRow("ready only: READY to token verified", med(ready, "ssh_ok")))
     total = median([b.total for b in boots if b.kind == "ready"]) or 0.0

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from harness.cli.progress import Clock
 from harness.host.cache import cache_root
+from harness.image.initramfs import load_recipe
 from harness.kernel.build import BASES, BuildRequest, build_kernel
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
-from harness.kernel.info import config_sources, find_modules_tree, format_info
+from harness.kernel.info import config_sources, find_modules_tree, format_info, module_lookup
 
 
 def cmd_kernel_build(args: argparse.Namespace) -> int:
@@ -42,7 +43,20 @@ def _resolve_kernel(arg: str | None) -> KernelImage:
 def cmd_kernel_info(args: argparse.Namespace) -> int:
     kernel = _resolve_kernel(args.kernel)
     sources = config_sources(kernel, cache_root())
-    print(format_info(kernel, sources, find_modules_tree(kernel)))
+    modules = find_modules_tree(kernel)
+    # The guest swap line: what a guest of the default image would get.
+    recipe = load_recipe()
+    in_tree = module_lookup(modules)
+    wanted = {*recipe.required_modules, *recipe.optional_modules}
+    print(
+        format_info(
+            kernel,
+            sources,
+            modules,
+            recipe.swap_mb,
+            lambda name: name in wanted and in_tree(name),
+        )
+    )
     return 0
 
 

@@ -20,6 +20,8 @@ from harness.events import (
     Push,
     PvhKernel,
     SshReady,
+    SwapPlanned,
+    SwapReported,
 )
 
 
@@ -40,6 +42,10 @@ def describe(e: Event) -> list[tuple[str, str]]:
             return [("image", f"PVH boot from {e.vmlinux} ({e.seconds:.2f} s)")]
         case DriversMissing():
             return [("image", "kernel lacks optional drivers: " + ", ".join(e.names))]
+        case SwapPlanned():
+            return [("swap", e.text)]
+        case SwapReported():
+            return [("swap", f"guest: {e.text}")]
         case BootStart():
             return [
                 (

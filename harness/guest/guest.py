@@ -27,6 +27,8 @@ from harness.events import (
     QmpReady,
     Sink,
     SshReady,
+    SwapPlanned,
+    SwapReported,
     ignore,
 )
 from harness.guest.console import ANY_OUTPUT, GUEST_ERROR, READY, ConsoleLog
@@ -45,7 +47,13 @@ from harness.host.hostmem import host_backing, hugetlbfs_mounts, read_pools
 from harness.image.initramfs import DEFAULT_RECIPE, GuestImage, build_image
 from harness.image.sshkeys import client_key
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel, pvh_vmlinux
-from harness.kernel.info import config_warnings, find_modules_tree
+from harness.kernel.info import (
+    GuestSwap,
+    choose_swap,
+    config_warnings,
+    find_modules_tree,
+    kernel_config,
+)
 from harness.settings.spec import GuestSpec
 from harness.settings.values import format_pagesize
 
@@ -54,6 +62,9 @@ BOOT_TIMEOUT = {"kvm": 60.0, "tcg": 180.0}
 #: A forced KVM that prints nothing in this long is stalled, not slow.
 KVM_SILENCE_LIMIT = 20.0
 PORT_ATTEMPTS = 5
+#: The guest's swap prints this in its init line (SWAP_LINE), or a WARNING about swap.
+SWAP_LINE = "uffd-harness: swap: "
+SWAP_WARNING = "uffd-harness: WARNING: swap"
 RUN_LOGLEVEL = 7
 
 
@@ -95,6 +106,7 @@ class Guest:
         self.qemu: QemuProcess | None = None
         self.ssh: SshSession | None = None
         self.image: GuestImage | None = None
+        self.swap: GuestSwap | None = None  # decided with the image
         self.boot_kernel = kernel.path
         self.accel_reason = ""
         self.crashes: list = []  # set by whoever parsed the console after a run
@@ -126,11 +138,34 @@ class Guest:
             self.events(PvhKernel(vmlinux, time.monotonic() - t0))
         if self.image.missing_optional:
             self.events(DriversMissing(tuple(self.image.missing_optional)))
+        image = self.image
+        self.swap = choose_swap(
+            kernel_config(self.kernel), image.swap_mb, lambda name: name in image.modules
+        )
+        self.events(SwapPlanned(self.swap.kind, self.swap.size_mb, self.swap.explain()))
+
+    @property
+    def swap_disk(self) -> Path:
+        """The sparse file behind the guest's swap disk, in its private work dir."""
+        return self.workdir / "swap.img"
+
+    def _make_swap_disk(self) -> Path | None:
+        if not (self.swap and self.swap.attach_disk):
+            return None
+        # Fresh and sparse for every launch: init runs mkswap on it, and only what the
+        # guest swaps out takes space on the host. stop() removes it.
+        with self.swap_disk.open("wb") as f:
+            f.truncate(self.swap.size_mb * 2**20)
+        return self.swap_disk
 
     def _launch(self) -> QemuProcess:
         assert self.image
         files = LaunchFiles(
-            self.boot_kernel, self.image.initrd, self.console.path, self.workdir / "qmp.sock"
+            self.boot_kernel,
+            self.image.initrd,
+            self.console.path,
+            self.workdir / "qmp.sock",
+            self._make_swap_disk(),
         )
         self.console.path.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(1, PORT_ATTEMPTS + 1):
@@ -180,7 +215,7 @@ class Guest:
             [READY, GUEST_ERROR],
             remaining,
             keep_going=qemu.alive,
-            on_line=lambda text: self.events(BootLine(text)),
+            on_line=self._boot_line,
         )
         if found is None:
             if not qemu.alive():
@@ -196,6 +231,11 @@ class Guest:
         if found.pattern is GUEST_ERROR:
             raise HarnessError(f"guest reported: {found.text.removeprefix('uffd-harness: ')}")
         self.events(BootEnd(time.monotonic() - t0))
+
+    def _boot_line(self, text: str) -> None:
+        self.events(BootLine(text))
+        if text.startswith((SWAP_LINE, SWAP_WARNING)):
+            self.events(SwapReported(text.removeprefix(SWAP_LINE).removeprefix("uffd-harness: ")))
 
     def _connect(self) -> None:
         assert self.qemu and self.image
@@ -306,6 +346,8 @@ class Guest:
             self.ssh.close()
             self.ssh = None
         code = self.qemu.stop() if self.qemu else None
+        # What the guest swapped out is of no use once it is gone.
+        self.swap_disk.unlink(missing_ok=True)
         if self._stop_due:
             self._stop_due = False
             self.events(GuestStop(time.monotonic() - t0, code, died))

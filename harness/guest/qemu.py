@@ -18,6 +18,10 @@ from harness.settings.values import format_pagesize
 
 QEMU = "qemu-system-x86_64"
 TOKEN_PARAM = "uffd_harness.token"
+#: On the kernel command line when a swap disk is attached: the guest's init waits for it.
+SWAP_PARAM = "uffd_harness.swap=disk"
+#: The swap disk's virtio serial (/sys/block/vdX/serial): init swaps only onto this disk.
+SWAP_DISK_SERIAL = "uffd-swap"
 
 
 def qemu_version(exe: str = QEMU) -> str | None:
@@ -35,9 +39,10 @@ class LaunchFiles:
     initrd: Path
     console_log: Path
     qmp_socket: Path
+    swap_disk: Path | None = None  # a raw file the guest swaps to (when it has no zram)
 
 
-def kernel_cmdline(spec: GuestSpec, token: str) -> str:
+def kernel_cmdline(spec: GuestSpec, token: str, swap_disk: bool = False) -> str:
     args = [
         "console=ttyS0",
         # Level 5 shows KERN_WARNING and worse on the console (so WARNINGs and oopses are
@@ -49,9 +54,16 @@ def kernel_cmdline(spec: GuestSpec, token: str) -> str:
         "random.trust_cpu=on",
         f"{TOKEN_PARAM}={token}",
     ]
+    if swap_disk:
+        args.append(SWAP_PARAM)
     for kb, count in sorted(spec.hugepages.items()):
         args += [f"hugepagesz={format_pagesize(kb)}", f"hugepages={count}"]
     return " ".join(args + spec.extra_cmdline)
+
+
+def _escape(path: Path) -> str:
+    """A path as a QEMU option value: a comma is written twice."""
+    return str(path).replace(",", ",,")
 
 
 def build_argv(
@@ -79,7 +91,7 @@ def build_argv(
         machine += ",memory-backend=ram0"
     argv += ["-machine", machine]
     argv += ["-kernel", str(files.kernel), "-initrd", str(files.initrd)]
-    argv += ["-append", kernel_cmdline(spec, token)]
+    argv += ["-append", kernel_cmdline(spec, token, files.swap_disk is not None)]
     # A file chardev is written by QEMU itself from the first byte, so the log survives
     # whatever happens to the harness or the guest.
     argv += ["-chardev", f"file,id=con0,path={files.console_log}", "-serial", "chardev:con0"]
@@ -92,6 +104,14 @@ def build_argv(
         "-device",
         "virtio-rng-pci",
     ]
+    if files.swap_disk:
+        # Swap contents need not survive the guest: no flushes to the host's disk.
+        argv += [
+            "-drive",
+            f"file={_escape(files.swap_disk)},if=none,id=swap0,format=raw,cache=unsafe",
+            "-device",
+            f"virtio-blk-pci,drive=swap0,serial={SWAP_DISK_SERIAL}",
+        ]
     argv += ["-no-reboot"]
     return argv
 

@@ -13,7 +13,7 @@ import yaml
 from harness import HarnessError
 from harness.host.cache import cache_root, staged_dir
 from harness.image import cpio
-from harness.kernel.modules import ModuleTree
+from harness.kernel.modules import ModuleTree, module_name
 
 #: Bump when the image layout changes, so old cache entries are not reused.
 IMAGE_FORMAT = "1"
@@ -29,7 +29,7 @@ class Recipe:
     binaries: list[Path]
     required_modules: list[str]
     optional_modules: list[str]
-    zram_swap_mb: int
+    swap_mb: int  # the guest's swap (zram or a virtio-blk disk); 0: none
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class GuestImage:
     host_key: str  # "ssh-ed25519 AAAA..." pinned for this image
     missing_optional: list[str]  # optional drivers the kernel lacks (reported, not fatal)
     cached: bool
+    swap_mb: int = 0  # the recipe's guest swap size
+    modules: frozenset[str] = frozenset()  # names of the driver modules the image loads
 
 
 def load_recipe(path: Path = DEFAULT_RECIPE) -> Recipe:
@@ -60,7 +62,7 @@ def load_recipe(path: Path = DEFAULT_RECIPE) -> Recipe:
             binaries=[Path(b) for b in data["binaries"]],
             required_modules=list(mods.get("required", [])),
             optional_modules=list(mods.get("optional", [])),
-            zram_swap_mb=int(data.get("zram_swap_mb", 0)),
+            swap_mb=int(data.get("swap_mb", 0)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise HarnessError(f"{path}: image recipe lacks or mistypes {e}") from e
@@ -123,7 +125,7 @@ def plan(
         cpio.file("init", recipe.init.read_bytes(), 0o755),
         cpio.file(
             "etc/uffd-harness.conf",
-            f"ZRAM_SWAP_MB={recipe.zram_swap_mb}\nIMAGE_NAME={recipe.name}\n".encode(),
+            f"SWAP_MB={recipe.swap_mb}\nIMAGE_NAME={recipe.name}\n".encode(),
         ),
         cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
         cpio.file("etc/group", b"root:x:0:\ntty:x:5:\n"),
@@ -201,8 +203,9 @@ def build_image(modules_root: Path | None, recipe_path: Path = DEFAULT_RECIPE) -
     )
     entry = cache_root() / "images" / key[:32]
     initrd, host_pub = entry / "initramfs.cpio", entry / "host_key.pub"
+    extra = (recipe.swap_mb, frozenset(module_name(dest) for dest, _ in modules))
     if initrd.exists() and host_pub.exists():
-        return GuestImage(initrd, host_pub.read_text().strip(), missing, cached=True)
+        return GuestImage(initrd, host_pub.read_text().strip(), missing, True, *extra)
 
     with staged_dir(entry) as tmp:
         host_pubkey = make_dropbear_host_key(tmp / "host_key")
@@ -212,4 +215,4 @@ def build_image(modules_root: Path | None, recipe_path: Path = DEFAULT_RECIPE) -
             cpio.write(out, entries)
         (tmp / "host_key").unlink()
         (tmp / "host_key.pub").write_text(host_pubkey + "\n")
-    return GuestImage(initrd, host_pub.read_text().strip(), missing, cached=False)
+    return GuestImage(initrd, host_pub.read_text().strip(), missing, False, *extra)

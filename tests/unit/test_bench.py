@@ -67,7 +67,7 @@ READY_LINES = [
     (105.48, "[    0.060000] tsc: Unable to calibrate against PIT"),
     (110.91, '[    8.260046] Unstable clock detected, switching default tracing clock to "global"'),
     (115.20, "uffd-harness: init started"),
-    (116.08, "uffd-harness: zram swap 256 MiB on"),
+    (116.08, "uffd-harness: swap: zram 256 MiB on"),
     (116.64, "uffd-harness: READY"),
 ]
 DMESG = """\
@@ -307,7 +307,7 @@ def test_a_ready_boot_is_recorded_from_its_events():
 def test_ready_boot_stages_add_up_to_its_total():
     b = ready_boot()
     st = boot_stages(b)
-    assert list(st) == ["qmp", "first_output", "init", "zram_on", "ready", "ssh_ok"]
+    assert list(st) == ["qmp", "first_output", "init", "swap_on", "ready", "ssh_ok"]
     assert st["init"] == pytest.approx(115.20 - 105.48)
     assert st["ssh_ok"] == pytest.approx(118.60 - 116.64)
     assert sum(st.values()) == pytest.approx(b.total)
@@ -322,9 +322,9 @@ def test_bare_boot_stages_add_up_to_its_total():
 
 def test_a_missing_mark_merges_its_stage_into_the_next():
     b = ready_boot()
-    b.lines = [line for line in READY_LINES if "zram" not in line[1]]
+    b.lines = [line for line in READY_LINES if "swap" not in line[1]]
     st = boot_stages(b)
-    assert "zram_on" not in st
+    assert "swap_on" not in st
     assert st["ready"] == pytest.approx(116.64 - 115.20)
     assert sum(st.values()) == pytest.approx(b.total)
 

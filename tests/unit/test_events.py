@@ -28,6 +28,8 @@ from harness.events import (
     PvhKernel,
     QmpReady,
     SshReady,
+    SwapPlanned,
+    SwapReported,
 )
 from harness.guest import guest as guest_mod
 from harness.guest.qemu import TOKEN_PARAM, QemuExited
@@ -40,6 +42,7 @@ BOOT_LOG = (
     b"[    0.000000] Linux version 6.1.0-56-amd64\r\n"
     b"\r\n"
     b"uffd-harness: init started\n"
+    b"uffd-harness: swap: virtio-blk disk /dev/vda 64 MiB on\n"
     b"uffd-harness: READY\n"
 )
 
@@ -49,9 +52,11 @@ class FakeQemu:
 
     refuse_ports = 0
     spawned = 0
+    argv: list[str] = []
 
     def __init__(self, argv: list[str], stderr_path: Path, qmp_socket: Path):
         FakeQemu.spawned += 1
+        FakeQemu.argv = argv
         self.pid = 4240 + FakeQemu.spawned
         self.running = True
 
@@ -94,8 +99,13 @@ class FakeSsh:
 @pytest.fixture
 def make_guest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A Guest whose image, QEMU and SSH are fakes; the console log is written beforehand."""
-    image = GuestImage(tmp_path / "initramfs.cpio", "ssh-ed25519 AAAA", ["virtio_rng"], True)
+    image = GuestImage(
+        tmp_path / "initramfs.cpio", "ssh-ed25519 AAAA", ["virtio_rng"], True, 64, frozenset()
+    )
     monkeypatch.setattr(guest_mod, "find_modules_tree", lambda kernel: None)
+    # A kernel with swap and virtio-blk built in but no zram: the guest gets a swap disk.
+    config = {"SWAP": "y", "VIRTIO_BLK": "y"}
+    monkeypatch.setattr(guest_mod, "kernel_config", lambda kernel: config)
     monkeypatch.setattr(guest_mod, "build_image", lambda tree, recipe: image)
     monkeypatch.setattr(guest_mod, "cache_root", lambda: tmp_path)
     monkeypatch.setattr(guest_mod, "pvh_vmlinux", lambda kernel, cache: None)
@@ -129,11 +139,14 @@ def test_a_guest_reports_its_start_commands_push_and_stop(make_guest, tmp_path: 
         "GuestStarting",
         "ImageReady",
         "DriversMissing",
+        "SwapPlanned",
         "BootStart",
         "QmpReady",
         "BootLine",
         "BootLine",
         "BootLine",
+        "BootLine",
+        "SwapReported",
         "BootLine",
         "BootEnd",
         "SshReady",
@@ -151,8 +164,18 @@ def test_a_guest_reports_its_start_commands_push_and_stop(make_guest, tmp_path: 
         "[    0.000000] Linux version 6.1.0-56-amd64",
         "",
         "uffd-harness: init started",
+        "uffd-harness: swap: virtio-blk disk /dev/vda 64 MiB on",
         "uffd-harness: READY",
     ]
+    planned = next(e for e in seen if isinstance(e, SwapPlanned))
+    assert (planned.kind, planned.size_mb) == ("disk", 64)
+    assert planned.text == "virtio-blk disk (64 MiB): no zram (CONFIG_ZRAM is not set)"
+    reported = next(e for e in seen if isinstance(e, SwapReported))
+    assert reported.text == "virtio-blk disk /dev/vda 64 MiB on"
+    # The disk is a sparse 64 MiB file in the guest's work dir, gone when the guest stops.
+    disk = g.workdir / "swap.img"
+    assert disk.stat().st_size == 64 * 2**20 and disk.stat().st_blocks == 0
+    assert f"file={disk},if=none,id=swap0,format=raw,cache=unsafe" in FakeQemu.argv
     # The probe at connect time is the guest's own business, not a command event.
     assert not any(isinstance(e, CommandStart) for e in seen)
     times = [e.t for e in seen]
@@ -179,6 +202,7 @@ def test_a_guest_reports_its_start_commands_push_and_stop(make_guest, tmp_path: 
     assert seen[3].exit_code is None and "timed out after 1 s" in seen[3].error
     assert seen[4] == Push(agent, "/tmp/uffd-agent", digest, seen[4].seconds, t=seen[4].t)
     assert seen[5].exit_code == 0 and not seen[5].died
+    assert not disk.exists()
 
 
 def test_a_taken_port_is_reported_and_the_boot_goes_on(make_guest):
@@ -222,10 +246,14 @@ RECORDED = [
     ImageReady(Path("/c/initramfs-1f2e.cpio"), True, 0.1234, t=1000.21),
     PvhKernel(Path("/c/vmlinux-6.1"), 0.0051, t=1000.22),
     DriversMissing(("virtio_rng",), t=1000.23),
+    SwapPlanned(
+        "disk", 256, "virtio-blk disk (256 MiB): no zram (CONFIG_ZRAM is not set)", t=1000.24
+    ),
     BootStart(4242, 34567, "tcg", "max", 2, 3072, t=1000.30),
     PortTaken(34567, t=1000.40),
     BootStart(4243, 34568, "tcg", "max", 2, 3072, t=1000.50),
     QmpReady(4243, t=1001.10),
+    SwapReported("virtio-blk disk /dev/vda 256 MiB on", t=1017.90),
     BootLine("uffd-harness: READY", t=1017.99),
     BootEnd(17.7, t=1018.00),
     SshReady(34568, 1.9, t=1019.90),
@@ -244,9 +272,11 @@ PRINTED = """\
 [  0.21s] image: cached /c/initramfs-1f2e.cpio in 0.12 s
 [  0.22s] image: PVH boot from /c/vmlinux-6.1 (0.01 s)
 [  0.23s] image: kernel lacks optional drivers: virtio_rng
+[  0.24s] swap: virtio-blk disk (256 MiB): no zram (CONFIG_ZRAM is not set)
 [  0.30s] boot: QEMU pid 4242 (tcg, -cpu max, 2 CPUs, 3072 MiB), ssh port 34567
 [  0.40s] boot: port 34567 was taken, retrying
 [  0.50s] boot: QEMU pid 4243 (tcg, -cpu max, 2 CPUs, 3072 MiB), ssh port 34568
+[ 17.90s] swap: guest: virtio-blk disk /dev/vda 256 MiB on
 [ 18.00s] boot: guest ready in 17.70 s
 [ 19.90s] ssh: connected, boot token verified in 1.90 s
 [ 20.80s] push: /tmp/tool -> /tmp/tool (sha256 abababababab verified)

@@ -34,7 +34,7 @@ def recipe(tmp_path: Path):
     (tmp_path / "r.yaml").write_text(
         "name: t\ninit: init.sh\n"
         f"binaries: [{tmp_path}/busybox, {tmp_path}/dropbear]\n"
-        "modules: {required: [virtio_net], optional: [zram]}\nzram_swap_mb: 64\n"
+        "modules: {required: [virtio_net], optional: [zram, virtio_blk]}\nswap_mb: 64\n"
     )
     return load_recipe(tmp_path / "r.yaml")
 
@@ -76,7 +76,7 @@ def test_image_contents(recipe, modules_tree, tmp_path):
     assert files["root/.ssh/authorized_keys"][1] == b"ssh-ed25519 AAAAkey test\n"
     assert files["root/.ssh/authorized_keys"][0] & 0o777 == 0o600
     assert files["etc/dropbear/host_key"][1] == b"HOSTKEY"
-    assert b"ZRAM_SWAP_MB=64" in files["etc/uffd-harness.conf"][1]
+    assert b"SWAP_MB=64\n" in files["etc/uffd-harness.conf"][1]
     mode, target, _ = files["bin/sh"]
     assert stat.S_ISLNK(mode) and target == f"{tmp_path}/busybox".encode()
     assert files[str(lib).lstrip("/")][1] == b"lib"
@@ -86,6 +86,10 @@ def test_image_contents(recipe, modules_tree, tmp_path):
         "kernel/drivers/net/virtio_net.ko"
     )
     assert "kernel/drivers/block/zram/zram.ko" in order
+    # The swap disk's driver comes after virtio and virtio_ring, which it needs.
+    assert order.index("kernel/drivers/virtio/virtio_ring.ko") < order.index(
+        "kernel/drivers/block/virtio_blk.ko"
+    )
     assert files["lib/modules/kernel/drivers/block/zram/zram.ko"][1] == (
         b"module kernel/drivers/block/zram/zram.ko.xz"
     )
@@ -95,6 +99,14 @@ def test_image_contents(recipe, modules_tree, tmp_path):
         parent = name.rsplit("/", 1)[0]
         if "/" in name:
             assert parent in files and names.index(parent) < names.index(name), name
+
+
+def test_a_kernel_without_virtio_blk_still_gets_its_image(recipe, modules_tree):
+    dep = modules_tree / "modules.dep"
+    dep.write_text("".join(ln for ln in dep.read_text().splitlines(True) if "virtio_blk" not in ln))
+    mods, missing = module_plan(recipe, modules_tree)
+    assert missing == ["virtio_blk"]
+    assert not any("virtio_blk" in dest for dest, _ in mods)
 
 
 def test_no_modules_tree_means_builtin_drivers(recipe):
@@ -125,4 +137,7 @@ def test_parse_ldd(data_dir):
 def test_default_recipe_loads():
     r = load_recipe()
     assert r.required_modules == ["virtio_pci", "virtio_net"]
+    # Swap: zram, else a virtio-blk disk; both drivers go into a modular kernel's image.
+    assert {"zram", "virtio_blk"} <= set(r.optional_modules)
+    assert r.swap_mb == 256
     assert r.init.exists()

@@ -4,15 +4,20 @@ import gzip
 import struct
 from pathlib import Path
 
+import pytest
+
 from harness.kernel import image
 from harness.kernel.build import BZIMAGE
 from harness.kernel.image import embedded_config, inspect_kernel, pvh_vmlinux
 from harness.kernel.info import (
+    GuestSwap,
     assess_config,
+    choose_swap,
     config_sources,
     config_warnings,
     find_modules_tree,
     format_info,
+    module_lookup,
 )
 
 from .test_kconfig import RECORDED_CONFIG
@@ -55,8 +60,9 @@ def test_config_sources_in_build_tree(tmp_path):
     kernel = inspect_kernel(bz)
     sources = config_sources(kernel, tmp_path / "cache", boot=tmp_path / "boot")
     assert [s.kind for s in sources] == ["embedded", "build tree"]
-    info = format_info(kernel, sources, find_modules_tree(kernel, tmp_path / "modules"))
+    info = format_info(kernel, sources, find_modules_tree(kernel, tmp_path / "modules"), 256)
     assert "release:  6.1.192-uffd-min" in info
+    assert "guest swap: none (no CONFIG_SWAP)" in info  # the recorded config lacks it
     assert "build:    (root@host) (gcc (Debian 12.2.0-14) 12.2.0) #1 SMP Sat Nov 22" in info
     assert "config:   embedded in the kernel (CONFIG_IKCONFIG)" in info
     assert f"also build tree: {out / '.config'} (DIFFERENT)" in info
@@ -110,7 +116,7 @@ def test_boot_config_and_the_userfaultfd_warning(tmp_path):
     kernel = inspect_kernel(bz)
     sources = config_sources(kernel, tmp_path / "cache", boot=tmp_path)
     assert [s.kind for s in sources] == ["/boot"]
-    info = format_info(kernel, sources, None)
+    info = format_info(kernel, sources, None, 256)
     assert "  CONFIG_USERFAULTFD is not set: every uffd workload will skip" in info
     # The arch and PTE-marker options follow from USERFAULTFD: no separate warnings.
     assert "HAVE_ARCH_USERFAULTFD_WP is not set" not in info
@@ -152,3 +158,91 @@ def test_find_modules_tree(tmp_path):
     link.parent.mkdir(parents=True)
     link.symlink_to(bz)
     assert find_modules_tree(inspect_kernel(link), system) == built
+
+
+# -- the guest's swap ----------------------------------------------------------------------------
+
+DEBIAN = {"SWAP": "y", "ZRAM": "m", "VIRTIO_BLK": "m"}  # Debian 6.1's values
+NO_ZRAM = {"SWAP": "y", "VIRTIO_BLK": "y"}  # tinyconfig + minimal.config + "no ZRAM"
+
+
+@pytest.mark.parametrize(
+    "values, modules, kind, text",
+    [
+        (DEBIAN, {"zram", "virtio_blk"}, "zram", "zram (256 MiB)"),
+        ({**NO_ZRAM, "ZRAM": "y"}, set(), "zram", "zram (256 MiB)"),
+        (
+            NO_ZRAM,
+            set(),
+            "disk",
+            "virtio-blk disk (256 MiB): no zram (CONFIG_ZRAM is not set)",
+        ),
+        (
+            DEBIAN,
+            {"virtio_blk"},
+            "disk",
+            "virtio-blk disk (256 MiB): no zram "
+            "(CONFIG_ZRAM=m but the guest image has no zram module)",
+        ),
+        ({**NO_ZRAM, "SWAP": "n"}, set(), "none", "none (no CONFIG_SWAP)"),
+        ({"ZRAM": "y", "VIRTIO_BLK": "y"}, set(), "none", "none (no CONFIG_SWAP)"),
+        (
+            {"SWAP": "y", "VIRTIO_BLK": "m"},
+            set(),
+            "none",
+            "none (no swap device: no zram (CONFIG_ZRAM is not set), no virtio-blk "
+            "(CONFIG_VIRTIO_BLK=m but the guest image has no virtio_blk module))",
+        ),
+        (
+            None,
+            set(),
+            "auto",
+            "zram if the kernel has it, else a virtio-blk disk (256 MiB): "
+            "the kernel's config was not found",
+        ),
+    ],
+)
+def test_the_guest_swap_follows_the_config(values, modules, kind, text):
+    swap = choose_swap(values, 256, lambda name: name in modules)
+    assert (swap.kind, swap.explain()) == (kind, text)
+    # Only a disk (or a guest that may need one) gets the host file.
+    assert swap.attach_disk == (kind in ("disk", "auto"))
+
+
+def test_no_swap_asked_for_means_none_on_any_kernel():
+    assert choose_swap(DEBIAN, 0, lambda name: True) == GuestSwap(
+        "none", 0, "the image recipe asks for none (swap_mb: 0)"
+    )
+
+
+def _config_kernel(tmp_path: Path, config: str):
+    bz = fake_bzimage(tmp_path / "bzImage", VERSION, ikconfig(config))
+    kernel = inspect_kernel(bz)
+    return kernel, config_sources(kernel, tmp_path / "cache", boot=tmp_path / "boot")
+
+
+def test_kernel_info_names_the_guest_swap(tmp_path):
+    kernel, sources = _config_kernel(tmp_path, "CONFIG_SWAP=y\nCONFIG_VIRTIO_BLK=y\n")
+    info = format_info(kernel, sources, None, 256)
+    assert "guest swap: virtio-blk disk (256 MiB): no zram (CONFIG_ZRAM is not set)" in info
+    assert "  CONFIG_VIRTIO_BLK                   y" in info
+    assert "no swap" not in info.split("warnings:")[1]
+
+    kernel, sources = _config_kernel(tmp_path / "z", "CONFIG_SWAP=y\nCONFIG_ZRAM=y\n")
+    assert "guest swap: zram (256 MiB)" in format_info(kernel, sources, None, 256)
+
+
+def test_a_swap_kernel_without_a_swap_device_is_a_warning(tmp_path):
+    kernel, sources = _config_kernel(tmp_path, "CONFIG_SWAP=y\n# CONFIG_VIRTIO_BLK is not set\n")
+    info = format_info(kernel, sources, None, 256)
+    assert "guest swap: none (no swap device: no zram" in info
+    warnings = info.split("warnings:")[1]
+    assert "the guest gets no swap, no swap device" in warnings
+    assert "the swap-based uffd-wp workloads will skip" in warnings
+
+
+def test_module_lookup_reads_the_modules_tree(tmp_path, data_dir):
+    (tmp_path / "modules.dep").write_text((data_dir / "modules.dep.6.1-virtio").read_text())
+    has = module_lookup(tmp_path)
+    assert has("virtio_blk") and has("zram") and not has("nosuch")
+    assert not module_lookup(None)("zram")

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 from harness.guest.qemu import LaunchFiles, QemuExited, build_argv, kernel_cmdline, qemu_version
@@ -99,3 +100,27 @@ def test_a_child_whose_harness_is_gone_does_not_start():
     assert ok.returncode == 0
     orphan = subprocess.run(["true"], preexec_fn=functools.partial(_child_setup, 1))
     assert orphan.returncode == 1
+
+
+def test_no_swap_disk_unless_asked():
+    argv = build_argv(spec(hugepages={2048: 8}), FILES, 1, "t")
+    assert "-drive" not in argv
+    assert not any(d.startswith("virtio-blk") for d in opt(argv, "-device"))
+    assert "uffd_harness.swap=disk" not in opt(argv, "-append")[0].split()
+
+
+def test_swap_disk_is_a_virtio_blk_drive_init_can_recognise():
+    files = dataclasses.replace(FILES, swap_disk=Path("/tmp/uffd-harness-x/swap.img"))
+    argv = build_argv(spec(hugepages={2048: 8}), files, 1, "t")
+    assert opt(argv, "-drive") == [
+        "file=/tmp/uffd-harness-x/swap.img,if=none,id=swap0,format=raw,cache=unsafe"
+    ]
+    assert "virtio-blk-pci,drive=swap0,serial=uffd-swap" in opt(argv, "-device")
+    # init waits for the disk only when told one is attached.
+    assert "uffd_harness.swap=disk" in opt(argv, "-append")[0].split()
+
+
+def test_a_comma_in_the_swap_disk_path_is_escaped():
+    files = dataclasses.replace(FILES, swap_disk=Path("/tmp/a,b/swap.img"))
+    argv = build_argv(spec(hugepages={2048: 8}), files, 1, "t")
+    assert opt(argv, "-drive")[0].startswith("file=/tmp/a,,b/swap.img,if=none")
