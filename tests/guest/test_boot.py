@@ -89,6 +89,47 @@ def test_missing_network_driver_is_named(settings, kernel, tmp_path):
         g.cleanup()
 
 
+def _swaps(g) -> list[str]:
+    """The devices of the guest's active swap areas."""
+    lines = g.run("cat /proc/swaps", timeout=30).stdout.decode().splitlines()
+    return [line.split()[0] for line in lines[1:]]
+
+
+def test_guest_swap_is_what_the_host_planned(guest):
+    expected = {"zram": ["/dev/zram0"], "disk": ["/dev/vda"], "none": []}
+    assert guest.swap and guest.swap.kind in expected, guest.swap
+    assert _swaps(guest) == expected[guest.swap.kind]
+    want = "swap: none" if guest.swap.kind == "none" else "swap: "
+    assert want in guest.console.read(0)
+
+
+def test_swap_disk_when_the_image_has_no_zram(settings, kernel, tmp_path):
+    """The kernel-without-zram path on any modular kernel: an image without the zram module
+    gets the virtio-blk disk, init swaps onto it, and stop() removes its host file."""
+    from harness.image.initramfs import DEFAULT_RECIPE
+    from harness.kernel.info import find_modules_tree
+
+    if find_modules_tree(kernel) is None:
+        pytest.skip("drivers built in: leaving zram out of the image cannot take it away")
+    recipe = tmp_path / "nozram.yaml"
+    text = DEFAULT_RECIPE.read_text().replace("zram, virtio_blk]", "virtio_blk]")
+    assert text != DEFAULT_RECIPE.read_text()
+    recipe.write_text(text)
+    (tmp_path / "init.sh").write_bytes((DEFAULT_RECIPE.parent / "init.sh").read_bytes())
+    g = make_guest(settings, recipe=recipe)
+    try:
+        g.start()
+        assert g.swap and g.swap.kind == "disk", g.swap
+        disk = g.workdir / "swap.img"
+        assert disk.stat().st_size == g.swap.size_mb * 2**20
+        assert _swaps(g) == ["/dev/vda"]
+        assert "uffd-harness: swap: virtio-blk disk /dev/vda" in g.console.read(0)
+    finally:
+        g.stop()
+        g.cleanup()
+    assert not disk.exists()
+
+
 def cli(settings: dict, *args: str) -> subprocess.Popen:
     """`uffd-harness boot` with the session's guest flags, then `args`."""
     argv = [sys.executable, "-m", "harness", "boot", *guest_flags(settings), *args]
