@@ -170,12 +170,12 @@ class GuestPool:
             "version": guest.kernel.version,
             "path": str(guest.kernel.path),
         }
-        self.pending_meta = {
-            "hardware": hardware_fingerprint(
-                guest.spec.accel, guest.accel_reason, guest.spec.cpu_model, kernel
-            ),
-            "kernel": kernel,
-        }
+        hardware = hardware_fingerprint(
+            guest.spec.accel, guest.accel_reason, guest.spec.cpu_model, kernel
+        )
+        # Whether the swap workloads had swap, and which: zram, a virtio-blk disk, none.
+        hardware["guest_swap"] = guest.swap.explain() if guest.swap else "unknown"
+        self.pending_meta = {"hardware": hardware, "kernel": kernel}
 
     def get_agent(self) -> AgentSession:
         guest = self.get()
