@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,12 +31,26 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 @contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold Ctrl-C, SIGTERM and SIGHUP back while a result is being kept: they are delivered
-    (and end the run) as soon as the block is done, never half-way through it."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    (and end the run) as soon as the block is done, never half-way through it.
+
+    Python runs signal handlers in the main thread whichever thread the kernel picked (the
+    SSH transport has threads of its own), so the handlers are swapped for one that only
+    notes the signal, and a noted signal is raised again once the real ones are back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers, and only it runs them
+        return
+    pending: list[int] = []
+    saved = {
+        sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+        for sig in STOP_SIGNALS
+    }
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(pending):
+            signal.raise_signal(sig)
 
 
 def lock_run_dir(root: Path) -> IO[str]:
