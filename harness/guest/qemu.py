@@ -86,7 +86,8 @@ def build_argv(
         path, _ = backing
         argv += [
             "-object",
-            f"memory-backend-file,id=ram0,size={spec.mem_mb}M,mem-path={path},share=on,prealloc=on",
+            f"memory-backend-file,id=ram0,size={spec.mem_mb}M,mem-path={_escape(path)},share=on,"
+            "prealloc=on",
         ]
         machine += ",memory-backend=ram0"
     argv += ["-machine", machine]
@@ -94,8 +95,9 @@ def build_argv(
     argv += ["-append", kernel_cmdline(spec, token, files.swap_disk is not None)]
     # A file chardev is written by QEMU itself from the first byte, so the log survives
     # whatever happens to the harness or the guest.
-    argv += ["-chardev", f"file,id=con0,path={files.console_log}", "-serial", "chardev:con0"]
-    argv += ["-qmp", f"unix:{files.qmp_socket},server=on,wait=off"]
+    argv += ["-chardev", f"file,id=con0,path={_escape(files.console_log)}"]
+    argv += ["-serial", "chardev:con0"]
+    argv += ["-qmp", f"unix:{_escape(files.qmp_socket)},server=on,wait=off"]
     argv += [
         "-netdev",
         f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",

@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import lzma
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +126,8 @@ def plan(
         cpio.file("init", recipe.init.read_bytes(), 0o755),
         cpio.file(
             "etc/uffd-harness.conf",
-            f"SWAP_MB={recipe.swap_mb}\nIMAGE_NAME={recipe.name}\n".encode(),
+            # init sources this file: every value is quoted for sh.
+            f"SWAP_MB={recipe.swap_mb}\nIMAGE_NAME={shlex.quote(recipe.name)}\n".encode(),
         ),
         cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
         cpio.file("etc/group", b"root:x:0:\ntty:x:5:\n"),

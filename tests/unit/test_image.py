@@ -141,3 +141,22 @@ def test_default_recipe_loads():
     assert {"zram", "virtio_blk"} <= set(r.optional_modules)
     assert r.swap_mb == 256
     assert r.init.exists()
+
+
+def test_the_config_init_sources_is_quoted(recipe, tmp_path):
+    import dataclasses
+    import subprocess
+
+    odd = dataclasses.replace(recipe, name="it's $(touch pwned); x")
+    entries = plan(odd, "ssh-ed25519 AAAA", b"K", [], [], [])
+    conf = next(e for e in entries if e.name == "etc/uffd-harness.conf").data
+    (tmp_path / "conf").write_bytes(conf)
+    out = subprocess.run(
+        ["sh", "-c", '. ./conf && printf %s "$IMAGE_NAME"'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == "it's $(touch pwned); x"
+    assert not (tmp_path / "pwned").exists()

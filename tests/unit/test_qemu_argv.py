@@ -124,3 +124,14 @@ def test_a_comma_in_the_swap_disk_path_is_escaped():
     files = dataclasses.replace(FILES, swap_disk=Path("/tmp/a,b/swap.img"))
     argv = build_argv(spec(hugepages={2048: 8}), files, 1, "t")
     assert opt(argv, "-drive")[0].startswith("file=/tmp/a,,b/swap.img,if=none")
+
+
+def test_commas_in_every_path_inside_an_option_are_escaped(tmp_path):
+    # QEMU splits option values at commas; a doubled comma is a literal one.
+    files = LaunchFiles(
+        Path("/k/vmlinux"), Path("/c/initrd"), Path("/r,1/console.log"), Path("/r,1/qmp")
+    )
+    argv = build_argv(spec(), files, 1, "t", (Path("/dev/huge,pages/x"), 2048))
+    assert opt(argv, "-chardev") == ["file,id=con0,path=/r,,1/console.log"]
+    assert opt(argv, "-qmp") == ["unix:/r,,1/qmp,server=on,wait=off"]
+    assert "mem-path=/dev/huge,,pages/x," in opt(argv, "-object")[0]
