@@ -46,6 +46,7 @@ WORKLOADS = {
     "wp-swap",
     "wp-swap-protect",
     "wp-fork-swap",
+    "wp-swapoff",
     "wp-zap",
     "wp-thp",
     "wp-thp-split",

@@ -38,6 +38,10 @@ const struct workload workloads[] = {
 	  "it the child's entries keep bit 57, reads keep it and its writes fault on the child's uffd; the "
 	  "parent keeps its bits",
 	  wp_fork_swap },
+	{ "wp-swapoff", PRIVATE_TYPES,
+	  "protect, MADV_PAGEOUT, then swapoff every swap area and swapon it again: unuse_pte keeps bit 57 on "
+	  "the pages it maps back, each write faults once at its address, data intact, swap listed again",
+	  wp_swapoff },
 	{ "wp-zap", MEM_SHARED_FILE,
 	  "after MADV_DONTNEED bit 57 persists as a PTE marker; fault-in keeps it; the next write still faults",
 	  wp_zap },
