@@ -120,6 +120,8 @@ class BuildRequest:
     patches: list[Path] = field(default_factory=list)
     jobs: int = 0
     allow_dropped: bool = False
+    #: Extra `make` variables for the build step (e.g. kbuild's GCOV_PROFILE_<obj>=y).
+    make_vars: dict[str, str] = field(default_factory=dict)
 
 
 def _check_tree(src: Path, out: Path) -> None:
@@ -238,7 +240,7 @@ def build_kernel(req: BuildRequest, progress: Progress) -> Path:
     final = configure(dataclasses.replace(req, src=src, out=out), fragments, make, progress)
     _check_libelf(final)
     modular = final.get("MODULES") == "y"
-    make("build", "bzImage", *(["modules"] if modular else []))
+    make("build", "bzImage", *(["modules"] if modular else []), **req.make_vars)
     if modular:
         install_modules(make, out, progress)
     else:
