@@ -37,7 +37,7 @@ class FakeGuest:
 
 
 def report_for(tmp_path, guest: FakeGuest, outcome: str = "passed") -> pytest.TestReport:
-    pool = SimpleNamespace(pending_meta={}, boot_crashes=[], agent=None)
+    pool = SimpleNamespace(pending_meta={}, boot_crashes=[], agent=None, settings={"gcov": None})
     stash = pytest.Stash()
     stash[pytest_plugin._SLICE] = (guest, 0, pool)
     config = SimpleNamespace(stash=pytest.Stash())
