@@ -136,3 +136,24 @@ void wp_evict(struct run *run, void (*evict)(struct fx *fx))
 out:
 	fx_teardown(&fx);
 }
+
+bool wp_swap_out(struct fx *fx)
+{
+	struct result *r = fx->r;
+	struct pm_counts c;
+	bool ok;
+
+	set_phase(r, "MADV_PAGEOUT");
+	if (!check_errno(r, "madv-pageout", wp_page_out(fx), 0, "madvise(MADV_PAGEOUT)"))
+		return false;
+	if (!check_errno(r, "read-pagemap", -pagemap_count(fx->a.base, fx->a.size, &c), 0, "read /proc/self/pagemap"))
+		return false;
+	ok = check_value(r, "paged-out", (long long)c.present, 0, "4K entries present (pagemap bit 63), of %zu",
+			 c.entries);
+	ok &= check_value(r, "area-in-swap", wp_swap_kb(fx), (long long)(fx->a.size / KIB),
+			  "kB of the area in swap (smaps Swap of %s)", fx->a.fd < 0 ? "its VMA" : "the file");
+	if (mem_info(fx->a.type)->anon)
+		ok &= check_value(r, "swap-entries", (long long)c.swapped, (long long)c.entries,
+				  "4K entries (of %zu) that are swap entries (pagemap bit 62)", c.entries);
+	return ok;
+}

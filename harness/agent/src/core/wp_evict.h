@@ -22,5 +22,11 @@ bool wp_read_back_then_write(struct fx *fx);
 int wp_page_out(struct fx *fx);
 /* kB of the area's pages in swap: smaps Swap of the VMA, or of a shared view of its file. */
 long wp_swap_kb(const struct fx *fx);
+/*
+ * MADV_PAGEOUT, then check the whole area went to swap: no page present, the area's
+ * size in smaps Swap, and (anonymous memory) every pagemap entry a swap entry. False if
+ * a check failed.
+ */
+bool wp_swap_out(struct fx *fx);
 
 #endif
