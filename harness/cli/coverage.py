@@ -68,7 +68,10 @@ def add_coverage_parser(subparsers: argparse._SubParsersAction) -> None:
         "earlier coverage build used as it is",
     )
     c.add_argument(
-        "--filter", metavar="GLOB", help="only the cases WORKLOAD-MEM matching GLOB, e.g. 'wp-*'"
+        "--filter",
+        action="append",
+        metavar="GLOB",
+        help="only the cases WORKLOAD-MEM matching GLOB, e.g. 'wp-*' (repeatable)",
     )
     c.add_argument(
         "--per-workload",

@@ -89,18 +89,19 @@ def coverage_kernel(src: Path | None, build: Path | None, jobs: int, say: Say) -
     return build, src.resolve()
 
 
-def select_cases(pattern: str) -> list[str]:
-    """The suite's case ids (WORKLOAD-MEM) that a glob matches; a usage error if none."""
+def select_cases(patterns: list[str]) -> list[str]:
+    """The suite's case ids (WORKLOAD-MEM) that any of the globs matches; a usage error
+    for a glob that matches none."""
     from harness.agent.build import agent_cases
 
     ids = [f"{w}-{m}" for w, m in agent_cases()]
-    chosen = [i for i in ids if fnmatch.fnmatchcase(i, pattern)]
-    if not chosen:
-        raise UsageError(
-            f"--filter {pattern!r} matches no case; cases are WORKLOAD-MEM, e.g. "
-            f"{', '.join(ids[:3])} (glob: 'wp-*', '*-hugetlb')"
-        )
-    return chosen
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids):
+            raise UsageError(
+                f"--filter {pattern!r} matches no case; cases are WORKLOAD-MEM, e.g. "
+                f"{', '.join(ids[:3])} (glob: 'wp-*', '*-hugetlb')"
+            )
+    return [i for i in ids if any(fnmatch.fnmatchcase(i, p) for p in patterns)]
 
 
 def run_suite(
