@@ -163,6 +163,17 @@ def attribution(
     return rows
 
 
+def ranges(numbers: list[int]) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9"."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
+
+
 def _target(r: FileReport) -> float:
     return TARGET_WHOLE if r.rule == "whole" else TARGET_RELATED
 
@@ -189,8 +200,12 @@ def format_table(reports: list[FileReport]) -> str:
     for r in reports:
         if r.unexplained:
             out.append(f"\nnot executed, no reason listed: {r.path}")
+            by_function: dict[str, list[Line]] = {}
             for u in r.unexplained:
-                out.append(f"  {u.line:6} {u.function:32} {u.text[:70]}")
+                by_function.setdefault(u.function, []).append(u)
+            for fn, lines in by_function.items():
+                first = lines[0].text[:60]
+                out.append(f"  {fn}: {ranges([u.line for u in lines])}  ({first} ...)")
     listed = [(r.path, u) for r in reports for u in r.uncovered if u.why]
     if listed:
         out.append(
@@ -212,8 +227,11 @@ def format_attribution(rows: list[WorkloadRow]) -> str:
     for r in rows:
         if r.only_here:
             out.append(f"\nonly {r.workload} runs:")
+            by_function: dict[tuple[str, str], list[int]] = {}
             for path, n, fn in r.only_here:
-                out.append(f"  {path}:{n} ({fn})")
+                by_function.setdefault((path, fn), []).append(n)
+            for (path, fn), lines in by_function.items():
+                out.append(f"  {path} {fn}: {ranges(lines)}")
     return "\n".join(out) + "\n"
 
 

@@ -183,6 +183,8 @@ def process(
         text += "".join(f"  {u.file}:{u.function}\n" for u in stale)
     if lost:
         text += f"\ncounters lost with a guest that died: {', '.join(lost)}\n"
+    # The merged counters are the snapshots' sum, which stay in RESULTS/gcov.
     shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(merged, ignore_errors=True)
     meta = {"source": str(src), "build": str(build), "snapshots": len(snaps), "lost": lost}
     return text, summary(reports, rows, **meta)
