@@ -47,6 +47,7 @@ WORKLOADS = {
     "wp-swap-protect",
     "wp-fork-swap",
     "wp-swapoff",
+    "wp-migrate",
     "wp-zap",
     "wp-thp",
     "wp-thp-split",

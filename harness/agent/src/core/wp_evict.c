@@ -137,9 +137,10 @@ out:
 	fx_teardown(&fx);
 }
 
-bool wp_swap_out(struct fx *fx)
+bool wp_swap_out(struct fx *fx, bool copies)
 {
 	struct result *r = fx->r;
+	bool own = copies || mem_info(fx->a.type)->anon;
 	struct pm_counts c;
 	bool ok;
 
@@ -150,9 +151,11 @@ bool wp_swap_out(struct fx *fx)
 		return false;
 	ok = check_value(r, "paged-out", (long long)c.present, 0, "4K entries present (pagemap bit 63), of %zu",
 			 c.entries);
-	ok &= check_value(r, "area-in-swap", wp_swap_kb(fx), (long long)(fx->a.size / KIB),
-			  "kB of the area in swap (smaps Swap of %s)", fx->a.fd < 0 ? "its VMA" : "the file");
-	if (mem_info(fx->a.type)->anon)
+	ok &= check_value(r, "area-in-swap",
+			  own ? smaps_kb_range(fx->a.base, fx->a.size, "Swap") : wp_swap_kb(fx),
+			  (long long)(fx->a.size / KIB), "kB of the area in swap (smaps Swap of %s)",
+			  own ? "its VMA" : "the file");
+	if (own)
 		ok &= check_value(r, "swap-entries", (long long)c.swapped, (long long)c.entries,
 				  "4K entries (of %zu) that are swap entries (pagemap bit 62)", c.entries);
 	return ok;

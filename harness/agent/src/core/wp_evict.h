@@ -24,9 +24,11 @@ int wp_page_out(struct fx *fx);
 long wp_swap_kb(const struct fx *fx);
 /*
  * MADV_PAGEOUT, then check the whole area went to swap: no page present, the area's
- * size in smaps Swap, and (anonymous memory) every pagemap entry a swap entry. False if
- * a check failed.
+ * size in smaps Swap, and for pages of the process's own (anonymous memory, or with
+ * `copies` the private copies written into a private file mapping) every pagemap entry
+ * a swap entry. Pages of a file are counted in swap through a shared view of the file.
+ * False if a check failed.
  */
-bool wp_swap_out(struct fx *fx);
+bool wp_swap_out(struct fx *fx, bool copies);
 
 #endif

@@ -56,7 +56,7 @@ static void protect_swapped(struct run *run)
 	if (!fx_setup(&fx, run, 0, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, 0))
 		return;
 	check_wp_bits(r, "wp-bit-clear-before", fx.a.base, fx.a.size, false);
-	if (!wp_swap_out(&fx))
+	if (!wp_swap_out(&fx, false))
 		goto out;
 	check_wp_bits(r, "wp-bit-clear-when-swapped", fx.a.base, fx.a.size, false);
 
@@ -86,7 +86,7 @@ static void unprotect_swapped(struct run *run)
 	set_phase(r, "protect");
 	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
 		goto out;
-	if (!wp_swap_out(&fx))
+	if (!wp_swap_out(&fx, false))
 		goto out;
 	check_wp_bits(r, "wp-bit-kept-when-swapped", fx.a.base, fx.a.size, true);
 

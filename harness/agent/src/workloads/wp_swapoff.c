@@ -149,7 +149,7 @@ void wp_swapoff(struct run *run)
 	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
 		goto out;
 	check_wp_bits(r, "wp-bit-set-after-protect", fx.a.base, fx.a.size, true);
-	if (!wp_swap_out(&fx))
+	if (!wp_swap_out(&fx, true))
 		goto out;
 	check_wp_bits(r, "wp-bit-kept-when-swapped", fx.a.base, fx.a.size, true);
 
