@@ -117,12 +117,12 @@ out:
 	return done;
 }
 
-void wp_evict(struct run *run, void (*evict)(struct fx *fx))
+void wp_evict(struct run *run, void (*evict)(struct fx *fx), size_t npages, size_t extra_hugepages)
 {
 	struct result *r = run->r;
 	struct fx fx;
 
-	if (!fx_setup(&fx, run, 0, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, 0))
+	if (!fx_setup(&fx, run, npages, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, extra_hugepages))
 		return;
 	set_phase(r, "protect");
 	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))

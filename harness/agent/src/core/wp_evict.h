@@ -8,8 +8,9 @@
  * Protect the populated area, let evict() take its pages away (recording its own checks,
  * under its own phase), read the even pages back, then write every page: each write
  * must still raise one WP fault. The caller has already checked for uffd-wp support.
+ * npages and extra_hugepages as fx_setup() takes them (0, 0: the run's defaults).
  */
-void wp_evict(struct run *run, void (*evict)(struct fx *fx));
+void wp_evict(struct run *run, void (*evict)(struct fx *fx), size_t npages, size_t extra_hugepages);
 
 /*
  * The second half of that shape, for a protected area whose pages are away: read the

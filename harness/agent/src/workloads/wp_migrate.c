@@ -72,18 +72,11 @@ static void migrate(struct fx *fx)
 	free(after);
 }
 
-static void pool_path(const struct area *a, char *path, size_t n)
-{
-	snprintf(path, n, "/sys/kernel/mm/hugepages/hugepages-%zukB/nr_hugepages", a->psize / KIB);
-}
-
 void wp_migrate(struct run *run)
 {
-	struct result *r = run->r;
 	bool huge = mem_info(run->mem)->hugetlb;
-	char path[128];
-	long long pool = -1;
-	struct fx fx;
+	char pool_path[128];
+	long long pool;
 	int rc;
 
 	if (!need_wp(run, 0))
@@ -91,28 +84,16 @@ void wp_migrate(struct run *run)
 	/* A zero length stops after the advice is validated: EINVAL means it is unknown. */
 	rc = madvise(NULL, 0, MADV_SOFT_OFFLINE) ? errno : 0;
 	if (rc == EINVAL) {
-		skip(r, "MADV_SOFT_OFFLINE is not supported: kernel without CONFIG_MEMORY_FAILURE");
+		skip(run->r, "MADV_SOFT_OFFLINE is not supported: kernel without CONFIG_MEMORY_FAILURE");
 		return;
 	}
-	if (!fx_setup(&fx, run, huge ? HUGETLB_PAGES : 0, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP,
-		      huge ? HUGETLB_PAGES : 0))
-		return;
-	if (huge) {
-		pool_path(&fx.a, path, sizeof(path));
-		pool = read_ll(path, -1);
-	}
-	set_phase(r, "protect");
-	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
-		goto out;
-	check_wp_bits(r, "wp-bit-set-after-protect", fx.a.base, fx.a.size, true);
-	migrate(&fx);
-	if (!wp_read_back_then_write(&fx) && r->stuck)
-		return;
-out:
-	fx_teardown(&fx);
-	if (pool > 0) {
+	snprintf(pool_path, sizeof(pool_path), "/sys/kernel/mm/hugepages/hugepages-%zukB/nr_hugepages",
+		 mem_info(run->mem)->psize / KIB);
+	pool = huge ? read_ll(pool_path, -1) : -1;
+	wp_evict(run, migrate, huge ? HUGETLB_PAGES : 0, huge ? HUGETLB_PAGES : 0);
+	if (pool > 0 && !run->r->stuck) {
 		/* Soft offline dissolved the old hugetlb pages: grow the pool back for the next runs. */
-		FILE *f = fopen(path, "w");
+		FILE *f = fopen(pool_path, "w");
 
 		if (f) {
 			fprintf(f, "%lld\n", pool);
