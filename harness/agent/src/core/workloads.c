@@ -129,6 +129,12 @@ const struct workload workloads[] = {
 	  "and after REGISTER adds it maps the page with bit 57 set, whose first write raises a WP fault; "
 	  "UNREGISTER of the middle of a protected range clears bit 57 there only",
 	  fill_contract },
+	{ "api", MEMBIT(MEM_ANON),
+	  "UFFDIO_API: unreadable arg EFAULT, unknown feature EINVAL (zeroed), read-only arg EFAULT then API works; "
+	  "fdinfo API: fields and pending/total through a fault; /dev/userfaultfd IOC_NEW and its EINVALs; "
+	  "without capabilities userfaultfd(0) EPERM unless the sysctl allows, USER_MODE_ONLY ok, EVENT_FORK "
+	  "EPERM; EMFILE at RLIMIT_NOFILE",
+	  api },
 	{ "detach", CLASSIC_TYPES,
 	  "UFFDIO_UNREGISTER and close() release a pending MISSING fault (the reader completes on a zeroed page, "
 	  "no SIGBUS); mremap of part of a range by a uffd without EVENT_REMAP unregisters the moved pages "
