@@ -13,7 +13,14 @@
  *              vm.unprivileged_userfaultfd=0: userfaultfd(0) is EPERM,
  *              UFFD_USER_MODE_ONLY is allowed, and EVENT_FORK in its UFFDIO_API is EPERM;
  *              with the sysctl at 1, userfaultfd(0) is allowed;
- *   limit-     with no descriptor left (RLIMIT_NOFILE), userfaultfd() is EMFILE.
+ *   limit-     with no descriptor left (RLIMIT_NOFILE), userfaultfd() is EMFILE;
+ *   ioctl-     the argument checks every range ioctl makes before it looks at memory:
+ *              an unreadable argument is EFAULT, an unaligned start EINVAL (REGISTER,
+ *              UNREGISTER, WAKE, COPY, ZEROPAGE, CONTINUE); REGISTER of a hole between
+ *              mappings is EINVAL, of a shared mapping without write access (VM_MAYWRITE)
+ *              EPERM; UNREGISTER over the vDSO (a VMA uffd cannot handle) is EINVAL; a
+ *              COPY whose source wraps around is EINVAL; two adjacent registrations
+ *              merge into one VMA.
  * Memory-independent: listed for anon only.
  */
 #define _GNU_SOURCE
@@ -291,6 +298,140 @@ out:
 	check_prefix(r, "");
 }
 
+static int ioctl_errno(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) ? errno : 0;
+}
+
+/* The [start, end) of the first /proc/self/maps line containing tag; false if none. */
+static bool find_mapping(const char *tag, uintptr_t *start, uintptr_t *end)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, tag) && sscanf(line, "%" SCNxPTR "-%" SCNxPTR, start, end) == 2;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* How many /proc/self/maps lines overlap [a, a+len). */
+static long long vmas_over(const char *a, size_t len)
+{
+	uintptr_t lo = (uintptr_t)a, hi = lo + len, s, e;
+	char line[512];
+	long long n = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &s, &e) == 2 && s < hi && e > lo)
+			n++;
+	if (f)
+		fclose(f);
+	return f ? n : -1;
+}
+
+static void ioctl_errors(struct result *r)
+{
+	static const struct {
+		const char *name;
+		unsigned long cmd;
+	} cmds[] = {
+		{ "register", UFFDIO_REGISTER }, { "unregister", UFFDIO_UNREGISTER }, { "wake", UFFDIO_WAKE },
+		{ "copy", UFFDIO_COPY },	 { "zeropage", UFFDIO_ZEROPAGE },	  { "continue", UFFDIO_CONTINUE },
+	};
+	/* Each ioctl's struct starts with a range (or dst) the unaligned case spoils. */
+	union {
+		struct uffdio_register reg;
+		struct uffdio_range range;
+		struct uffdio_copy copy;
+		struct uffdio_zeropage zero;
+		struct uffdio_continue cont;
+	} arg;
+	char name[64], *m, *ro;
+	uintptr_t vs, ve;
+	uint64_t ioctls;
+	int fd = uffd_new(0, NULL, NULL, 0), memfd, rofd;
+
+	check_prefix(r, "ioctl-");
+	if (!check_errno(r, "open", fd < 0 ? -fd : 0, 0, "userfaultfd + UFFDIO_API"))
+		goto out;
+	m = mmap(NULL, 4 * BASE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!check_errno(r, "map", m == MAP_FAILED ? errno : 0, 0, "mmap 4 pages"))
+		goto out_fd;
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+		snprintf(name, sizeof(name), "%s-unreadable-arg-efault", cmds[i].name);
+		check_errno(r, name, ioctl_errno(fd, cmds[i].cmd, (void *)8), EFAULT, "argument at address 8");
+		memset(&arg, 0, sizeof(arg));
+		arg.range.start = (uintptr_t)m + 1;
+		arg.range.len = BASE_PAGE;
+		arg.reg.mode = cmds[i].cmd == UFFDIO_REGISTER ? UFFDIO_REGISTER_MODE_MISSING : 0;
+		if (cmds[i].cmd == UFFDIO_COPY)
+			arg.copy.src = (uintptr_t)m;
+		snprintf(name, sizeof(name), "%s-unaligned-einval", cmds[i].name);
+		check_errno(r, name, ioctl_errno(fd, cmds[i].cmd, &arg), EINVAL, "range starting 1 byte into a page");
+	}
+	memset(&arg, 0, sizeof(arg));
+	arg.copy.dst = (uintptr_t)m;
+	arg.copy.src = ~0ULL & ~(uint64_t)(BASE_PAGE - 1);
+	arg.copy.len = BASE_PAGE;
+	check_errno(r, "copy-wrapping-src-einval", ioctl_errno(fd, UFFDIO_COPY, &arg), EINVAL,
+		    "UFFDIO_COPY from the last page of the address space (src + len wraps)");
+
+	/* A hole: the middle two pages of the four, unmapped. */
+	munmap(m + BASE_PAGE, 2 * BASE_PAGE);
+	check_errno(r, "register-hole-einval",
+		    -uffd_register(fd, m + BASE_PAGE, 2 * BASE_PAGE, UFFDIO_REGISTER_MODE_MISSING, &ioctls), EINVAL,
+		    "UFFDIO_REGISTER of an unmapped gap between two mappings");
+	check_errno(r, "unregister-hole-einval", -uffd_unregister(fd, m + BASE_PAGE, 2 * BASE_PAGE), EINVAL,
+		    "UFFDIO_UNREGISTER of the same gap");
+	munmap(m, 4 * BASE_PAGE);
+
+	if (find_mapping("[vdso]", &vs, &ve))
+		check_errno(r, "unregister-vdso-einval", -uffd_unregister(fd, (void *)vs, ve - vs), EINVAL,
+			    "UFFDIO_UNREGISTER over the vDSO");
+	else
+		note(r, "no [vdso] mapping: UNREGISTER over it not tested");
+
+	memfd = memfd_create("uffd-api", MFD_CLOEXEC);
+	snprintf(name, sizeof(name), "/proc/self/fd/%d", memfd);
+	if (memfd >= 0 && !ftruncate(memfd, BASE_PAGE) && (rofd = open(name, O_RDONLY | O_CLOEXEC)) >= 0) {
+		ro = mmap(NULL, BASE_PAGE, PROT_READ, MAP_SHARED, rofd, 0);
+		if (check_errno(r, "map-readonly-file", ro == MAP_FAILED ? errno : 0, 0,
+				"mmap(MAP_SHARED) of a read-only descriptor of a memfd")) {
+			check_errno(r, "register-not-maywrite-eperm",
+				    -uffd_register(fd, ro, BASE_PAGE, UFFDIO_REGISTER_MODE_MISSING, &ioctls), EPERM,
+				    "UFFDIO_REGISTER of a shared mapping that can never be written");
+			munmap(ro, BASE_PAGE);
+		}
+		close(rofd);
+	} else {
+		check_errno(r, "memfd", errno, 0, "memfd_create, ftruncate, reopen read-only");
+	}
+	if (memfd >= 0)
+		close(memfd);
+
+	m = mmap(NULL, 2 * BASE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (check_errno(r, "map-pair", m == MAP_FAILED ? errno : 0, 0, "mmap 2 pages")) {
+		/* Registering half splits the VMA; registering the other half merges it back. */
+		uffd_register(fd, m, BASE_PAGE, UFFDIO_REGISTER_MODE_MISSING, &ioctls);
+		check_value(r, "register-half-splits", vmas_over(m, 2 * BASE_PAGE), 2,
+			    "VMAs over the 2 pages after registering the first");
+		check_errno(r, "register-other-half",
+			    -uffd_register(fd, m + BASE_PAGE, BASE_PAGE, UFFDIO_REGISTER_MODE_MISSING, &ioctls), 0,
+			    "UFFDIO_REGISTER of the second page");
+		check_value(r, "register-adjacent-merges", vmas_over(m, 2 * BASE_PAGE), 1,
+			    "VMAs over the 2 pages after registering both halves alike");
+		munmap(m, 2 * BASE_PAGE);
+	}
+out_fd:
+	close(fd);
+out:
+	check_prefix(r, "");
+}
+
 void api(struct run *run)
 {
 	api_errors(run->r);
@@ -298,4 +439,5 @@ void api(struct run *run)
 	dev_node(run->r);
 	user_access(run->r);
 	fd_limit(run->r);
+	ioctl_errors(run->r);
 }
