@@ -10,8 +10,9 @@ bit as one concern among many, a line is related when
 - it belongs to a statement that names userfaultfd (`TOKEN`: `userfaultfd_wp(vma)`,
   `pte_swp_uffd_wp()`, `VM_UFFD_WP`, `make_pte_marker()`, `handle_userfault()`), or
 - it is in a branch such a statement's condition decides (the `if` arm, and a plain
-  `else` arm; not an `else if` chain, which tests something else), since a branch taken
-  for uffd-wp state is where the bit is carried or dropped.
+  `else` arm when the `if` heads its chain; not an `else if` that follows, which tests
+  something else, nor the final `else` of a chain), since a branch taken for uffd-wp
+  state is where the bit is carried or dropped.
 
 The parse is lexical: comments, string literals and preprocessor lines are blanked, and
 of `#if/#else/#endif` only the first branch is read (so that braces balance). A
@@ -141,9 +142,10 @@ def functions(text: str) -> list[Function]:
     return found
 
 
-def _statement_end(code: str, i: int, stop: int) -> int:
+def _statement_end(code: str, i: int, stop: int, with_else: bool = True) -> int:
     """Offset just past the statement starting at or after i (a block, a control
-    statement with its body and else-arms, or a simple statement up to `;`)."""
+    statement with its body and, with_else, a plain else arm, or a simple statement up
+    to `;`)."""
     while i < stop and code[i].isspace():
         i += 1
     if i >= stop:
@@ -158,7 +160,7 @@ def _statement_end(code: str, i: int, stop: int) -> int:
             # A plain else is the other side of the same test; an `else if` tests
             # something else.
             e = re.match(r"\s*else\b(?!\s*if\b)", code[end:stop])
-            if e:
+            if e and with_else:
                 end = _statement_end(code, end + e.end(), stop)
         return end
     m = re.match(r"do\b", code[i:stop])
@@ -219,6 +221,9 @@ def related_lines(text: str, whole: bool = False) -> dict[int, str]:
         lo, hi = f.body
         for m in TOKEN.finditer(code, lo, hi):
             start = _statement_start(code, m.start(), lo)
-            end = _statement_end(code, start, hi)
+            # The last else of an if/else-if chain is decided by every test before it,
+            # not only by the uffd one.
+            chained = re.search(r"\belse\s*$", code[lo:start]) is not None
+            end = _statement_end(code, start, hi, with_else=not chained)
             related.update(dict.fromkeys(_span_lines(code, start, end), f.name))
     return related

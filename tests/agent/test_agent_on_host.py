@@ -223,7 +223,7 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
         "missing-dontwake",
         "fill-contract",
         "api",
-    "detach",
+        "detach",
         "events",
         "sigbus",
         "stress",

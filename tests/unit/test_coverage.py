@@ -58,7 +58,11 @@ static bool try_to_unmap_one(struct folio *folio, unsigned long address)
 		swp_pte = swp_entry_to_pte(entry);
 		if (pte_uffd_wp(pteval))
 			swp_pte = pte_swp_mkuffd_wp(swp_pte);
+		else
+			swp_pte = pte_swp_clear_soft_dirty(swp_pte);
 		set_pte_at(mm, address, pvmw.pte, swp_pte);
+	} else if (is_pte_marker(pteval)) {
+		pte_clear(mm, address, pvmw.pte);
 	} else {
 		dec_mm_counter(mm, mm_counter_file(&folio->page));
 	}
@@ -136,7 +140,10 @@ def test_related_lines_of_a_general_file():
     assert line_of(SOURCE, "folio_mark_dirty") not in rel
     # A nested uffd test and the statement it guards.
     assert {line_of(SOURCE, "if (pte_uffd_wp"), line_of(SOURCE, "pte_swp_mkuffd_wp")} <= set(rel)
+    assert line_of(SOURCE, "pte_swp_clear_soft_dirty") in rel  # the plain else of that test
     assert line_of(SOURCE, "set_pte_at(mm, address, pvmw.pte, swp_pte)") not in rel
+    # The last else-if of a chain names a marker: its arm counts, the final else does not.
+    assert line_of(SOURCE, "pte_clear(mm, address") in rel
     # A function named for uffd is related whole; one that never names it is not.
     assert line_of(SOURCE, "pte_clear(vmf") in rel
     assert rel[line_of(SOURCE, "pte_clear(vmf")] == "pte_marker_clear"
