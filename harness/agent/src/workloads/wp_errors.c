@@ -64,10 +64,8 @@ static void bad_arguments(struct fx *fx)
 	check_errno(r, "hugetlb-unaligned-start-is-einval",
 		    -uffd_writeprotect(fx->uffd, base + BASE_PAGE, ps - BASE_PAGE, wp), EINVAL,
 		    "WRITEPROTECT of the last %zu kB of a %zu kB hugetlb page", (ps - BASE_PAGE) / KIB, ps / KIB);
-	/* DELIBERATE BREAK (reverted next commit): a check that discards its own failure. */
-	if (!check_errno(r, "hugetlb-partial-length-is-einval", -uffd_writeprotect(fx->uffd, base, BASE_PAGE, wp),
-			 EINVAL, "WRITEPROTECT of 4K of a %zu kB hugetlb page", ps / KIB))
-		r->nchecks--;
+	check_errno(r, "hugetlb-partial-length-is-einval", -uffd_writeprotect(fx->uffd, base, BASE_PAGE, wp), EINVAL,
+		    "WRITEPROTECT of 4K of a %zu kB hugetlb page", ps / KIB);
 	check_errno(r, "hugetlb-unaligned-register-is-einval",
 		    -uffd_register(fx->uffd, base + BASE_PAGE, ps, UFFDIO_REGISTER_MODE_WP, NULL), EINVAL,
 		    "UFFDIO_REGISTER starting 4K into a %zu kB hugetlb page", ps / KIB);
