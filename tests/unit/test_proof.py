@@ -4,7 +4,7 @@
 import pytest
 
 from harness.verdict.known_issues import KnownIssue
-from harness.verdict.proof import MEM_ORDER, Proof, mem_order
+from harness.verdict.proof import HUGETLB_APART, MEM_ORDER, Proof, mem_order
 
 BUG = KnownIssue(
     workload="wp-x",
@@ -73,6 +73,20 @@ def test_names_proven_on_one_type_are_skipped_on_the_next():
     assert p.per_mem == {"anon": 2, "hugetlb": 1}
     assert p.ran()
     assert p.summary() == "wp-x: 3 checks proven (anon 2, hugetlb 1)"
+
+
+def test_each_class_proves_its_names_again():
+    p = Proof("wp-x", [], "6.1.0", classes=HUGETLB_APART)
+    p.add("anon", proof_json("anon", [check("a")], {"a": True}))
+    assert p.args("shmem")[-2:] == ["--skip-proven", "a"]
+    assert "--skip-proven" not in p.args("hugetlb")
+    p.add("hugetlb", proof_json("hugetlb", [check("a")], {"a": True}))
+    assert p.args("hugetlb-1g")[-2:] == ["--skip-proven", "a"]
+    p.add("hugetlb-1g", proof_json("hugetlb-1g", [check("a"), check("b")], {"a": None}))
+    assert p.proven == {"a": "anon"} and p.proofs() == 2
+    assert p.summary().startswith("wp-x: 1 checks proven (2 counting each class apart)")
+    # b, recorded on hugetlb-1g, was proven in no class that has it.
+    assert p.never_proven() == ["hugetlb-1g: b"]
 
 
 @pytest.mark.parametrize(

@@ -70,11 +70,12 @@ static bool proven_by(const struct result *pr, const char *name, const char *kno
 	unsigned nbad = unexpected_failures(pr, known, name, others, sizeof(others));
 
 	if (pr->failure[0]) {
-		snprintf(why, n, "the perturbed run failed before its checks were judged: %.400s", pr->failure);
+		snprintf(why, n, "the perturbed run ended abnormally: %.400s", pr->failure);
 		return false;
 	}
 	if (!c || !pr->inject_hits) {
-		snprintf(why, n, "the perturbed run did not record it (%s: %.300s)", status_names[st], reason);
+		snprintf(why, n, "the perturbed run did not record it (it %s%s%.300s)",
+			 st == ST_PASS ? "passed" : st == ST_FAIL ? "failed" : "skipped", reason[0] ? ": " : "", reason);
 		return false;
 	}
 	if (c->ok) {
