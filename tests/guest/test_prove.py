@@ -10,9 +10,9 @@ with exactly that check failed, marked perturbed.
 Cost (harness/verdict/proof.py): a check name is proven once per workload, on the cheapest
 memory type that records it; the types after it still run plainly and prove the names only
 they record (hugetlb alignment, alias views, shared children...). That is ~1,100 agent
-runs, 5-6 min under TCG on 2 shared CPUs. Re-proving every name on every type would run
-each workload ~30 times per type: proving them all once more on hugetlb alone (the
-HUGETLB_APART classes) measured 230 s more, and as much again per further type.
+runs, 6-6.5 min under TCG on 2 shared CPUs (load 4-7). Re-proving every name on every
+type would run each workload ~30 times per type: proving them all once more on hugetlb
+alone (the HUGETLB_APART classes) measured 230 s more, and as much again per further type.
 """
 
 from collections import defaultdict
