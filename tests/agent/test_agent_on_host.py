@@ -27,7 +27,8 @@ from harness.agent.build import (
     compiler_inputs,
     default_cache_dir,
 )
-from harness.verdict.known_issues import load_known_issues, match
+from harness.verdict.known_issues import load_known_issues
+from harness.verdict.proof import Proof, mem_order
 
 MEM_TYPES = {
     "anon",
@@ -269,6 +270,12 @@ def test_features_describe_this_kernel(agent: Path):
         ["run", "wp-basic", "--mem", "anon", "--sabotage", "nonsense"],
         ["suite", "--pages", "4"],
         ["run", "wp-basic", "--mem", "anon", "--filter", "wp-*"],
+        ["prove", "wp-basic"],
+        ["prove", "wp-thp", "--mem", "anon"],
+        ["prove", "wp-basic", "--mem", "anon", "--inject-fail", "setup-uffd"],
+        ["prove", "wp-basic", "--mem", "anon", "--sabotage", "no-protect"],
+        ["run", "wp-basic", "--mem", "anon", "--known-failing", "setup-uffd"],
+        ["suite", "--skip-proven", "setup-uffd"],
         ["frobnicate"],
     ],
 )
@@ -333,36 +340,55 @@ def passing_run(agent: Path, workload: str) -> tuple[str, dict]:
 
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
 def test_every_check_fails_when_its_expectation_is_perturbed(agent: Path, workload: str):
-    # Each check is proven once, on the first memory type that records it, so checks that
-    # only some types have (hugetlb alignment, alias views, shared children) are covered
-    # wherever this host can provide them.
-    proven: set[str] = set()
-    skipped = []
-    for mem in listed_mems(agent)[workload]:
-        code, result = run_json(agent, workload, "--mem", mem)
-        if result["status"] == "skip":
-            skipped.append(f"{mem}: {result['reason']}")
-            continue
-        if result["status"] == "fail":
-            known = match(
-                load_known_issues(), workload, mem, os.uname().release, failed_checks(result)
-            )
-            assert known, f"{workload} on {mem} fails here: {result['reason']}"
-            continue
-        assert code == EXIT_PASS
-        names = [c["name"] for c in result["checks"]]
-        assert len(names) == len(set(names)), f"duplicate check names in {workload}: {names}"
-        for name in names:
-            if name in proven:
-                continue
-            code, perturbed = run_json(agent, workload, "--mem", mem, "--inject-fail", name)
-            assert code == EXIT_FAIL and perturbed["status"] == "fail", (mem, name)
-            assert failed_checks(perturbed) == [name], (mem, name)
-            detail = next(c["detail"] for c in perturbed["checks"] if c["name"] == name)
-            assert "perturbed" in detail
-            proven.add(name)
-    if not proven:
-        pytest.skip(f"{workload} runs nowhere here: {'; '.join(skipped)}")
+    # `uffd-agent prove` on each memory type this host can give (tests/guest/test_prove.py
+    # does the same in a guest that has them all): each check name is proven once, on the
+    # first type in proof order that records it (harness/verdict/proof.py).
+    proof = Proof(workload, load_known_issues(), os.uname().release)
+    for mem in mem_order(listed_mems(agent)[workload]):
+        proc = run_agent(agent, *proof.args(mem), *EXTRA_ARGS.get(workload, []), timeout=600)
+        assert proc.returncode != EXIT_USAGE, proc.stderr
+        proof.add(mem, json.loads(proc.stdout))
+    problems = proof.all_problems()
+    assert not problems, f"{workload}:\n" + "\n".join(problems)
+    if not proof.ran():
+        pytest.skip(f"{workload} runs nowhere here: {'; '.join(proof.skipped)}")
+
+
+def prove(agent: Path, *args: str) -> tuple[int, dict]:
+    proc = run_agent(agent, "prove", *args)
+    assert proc.returncode != EXIT_USAGE, proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_prove_runs_once_plainly_then_once_per_check(agent: Path):
+    code, p = prove(agent, "wp-errors", "--mem", "anon")
+    if p["status"] == "skip":
+        pytest.skip(p["reason"])
+    assert code == EXIT_PASS and p["status"] == "pass", p["reason"]
+    assert (p["workload"], p["mem"], p["plain"]["status"]) == ("wp-errors", "anon", "pass")
+    names = [c["name"] for c in p["plain"]["checks"]]
+    assert [c["name"] for c in p["checks"]] == names
+    assert all(c["proven"] is True and "perturbed" in c["reason"] for c in p["checks"]), p
+    assert p["runs"] == len(names) + 1
+    assert p["counts"] == {"proven": len(names), "not_proven": 0, "known_failing": 0, "skipped": 0}
+
+
+def test_prove_skips_checks_proven_elsewhere_and_proves_known_ones_that_pass(agent: Path):
+    _, first = prove(agent, "wp-errors", "--mem", "anon")
+    if first["status"] == "skip":
+        pytest.skip(first["reason"])
+    a, b, c = (ch["name"] for ch in first["checks"][:3])
+    code, p = prove(
+        agent, "wp-errors", "--mem", "anon", "--skip-proven", f"{a},{b}", "--known-failing", c
+    )
+    assert code == EXIT_PASS and p["status"] == "pass", p["reason"]
+    by_name = {ch["name"]: ch for ch in p["checks"]}
+    assert by_name[a]["proven"] is None and by_name[b]["proven"] is None
+    assert "proven elsewhere" in by_name[a]["reason"]
+    # Known to fail on some kernel, but it passed here: it is proven like any other.
+    assert by_name[c]["proven"] is True
+    assert p["runs"] == len(first["checks"]) - 1
+    assert p["counts"]["skipped"] == 2
 
 
 def test_inject_fail_of_an_unknown_check_is_a_failure(agent: Path):

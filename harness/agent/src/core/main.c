@@ -12,6 +12,7 @@
 
 #include "features.h"
 #include "json.h"
+#include "prove.h"
 #include "run.h"
 #include "workloads.h"
 
@@ -23,6 +24,8 @@ static const char usage[] =
 	"       uffd-agent run WORKLOAD --mem TYPE [--pages N] [--threads N] [--seed N] [--seconds S]\n"
 	"                      [--timeout S] [--inject-fail CHECK]\n"
 	"                      [--sabotage no-protect|stall-handler|misplace-copy]\n"
+	"       uffd-agent prove WORKLOAD --mem TYPE [--known-failing CHECK,...] [--skip-proven CHECK,...]\n"
+	"                        [--pages N] [--threads N] [--seed N] [--seconds S] [--timeout S]\n"
 	"       uffd-agent suite [--filter GLOB] [--mem TYPE] [--threads N] [--seed N] [--seconds S]\n"
 	"                        [--timeout S]\n"
 	"\n"
@@ -30,7 +33,11 @@ static const char usage[] =
 	"--seconds is how long timed workloads (stress) run, default 3; --timeout is the\n"
 	"watchdog beyond that, default 60.\n"
 	"--inject-fail perturbs the expectation of one named check, which must then fail;\n"
-	"--sabotage perturbs what the workload does (self-tests of the agent's checks).\n";
+	"--sabotage perturbs what the workload does (self-tests of the agent's checks).\n"
+	"prove runs the workload, then once per check it recorded with --inject-fail that\n"
+	"check, and prints one JSON object saying which checks were proven able to fail;\n"
+	"--known-failing names checks a known kernel bug makes fail (tolerated, unproven),\n"
+	"--skip-proven checks already proven elsewhere (not rerun).\n";
 
 static void emit(struct jw *w)
 {
@@ -109,6 +116,23 @@ static int cmd_run(const struct workload *w, int mem, const struct opts *o)
 	return code;
 }
 
+static int cmd_prove(const struct workload *w, int mem, const struct opts *o, const struct prove_opts *p)
+{
+	static const int codes[] = { [ST_PASS] = EXIT_PASS, [ST_FAIL] = EXIT_FAIL, [ST_SKIP] = EXIT_SKIP };
+	struct jw j;
+	enum status st;
+
+	if (!(w->mems & MEMBIT(mem))) {
+		fprintf(stderr, "uffd-agent: %s does not run on %s (see `uffd-agent list`)\n", w->name,
+			mem_info((enum mem_type)mem)->name);
+		return EXIT_USAGE;
+	}
+	jw_init(&j);
+	st = prove(w, (enum mem_type)mem, o, p, &j);
+	emit(&j);
+	return codes[st];
+}
+
 static bool selected(const struct workload *w, int mem, const char *filter, int only_mem)
 {
 	char both[80];
@@ -181,11 +205,13 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },   { "filter", required_argument, NULL, 'f' },
 		{ "inject-fail", required_argument, NULL, 'i' }, { "sabotage", required_argument, NULL, 'S' },
 		{ "seconds", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
+		{ "known-failing", required_argument, NULL, 'K' }, { "skip-proven", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .threads = 4, .seed = 1, .timeout_s = 60 };
+	struct prove_opts po = { 0 };
 	const char *cmd, *filter = NULL;
-	bool run_only = false;
+	bool run_only = false, self_test = false, prove_only = false;
 	unsigned long long v;
 	int mem = -1, c;
 
@@ -230,7 +256,15 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			o.inject = optarg;
-			run_only = true;
+			run_only = self_test = true;
+			break;
+		case 'K':
+			po.known = optarg;
+			prove_only = true;
+			break;
+		case 'P':
+			po.skip = optarg;
+			prove_only = true;
 			break;
 		case 'S':
 			if (strcmp(optarg, "no-protect") && strcmp(optarg, "stall-handler") &&
@@ -239,7 +273,7 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			o.sabotage = optarg;
-			run_only = true;
+			run_only = self_test = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -254,9 +288,11 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "list") && optind == argc)
 		return cmd_list();
 	/* --pages means different sizes per memory type, and self-tests are one case each. */
-	if (!strcmp(cmd, "suite") && optind == argc && !run_only)
+	if (!strcmp(cmd, "suite") && optind == argc && !run_only && !prove_only)
 		return cmd_suite(filter, mem, &o);
-	if (!strcmp(cmd, "run") && optind == argc - 1 && !filter) {
+	/* prove makes its own perturbations: a self-test mode on top would prove nothing. */
+	if ((!strcmp(cmd, "run") || (!strcmp(cmd, "prove") && !self_test)) && optind == argc - 1 && !filter &&
+	    (!prove_only || !strcmp(cmd, "prove"))) {
 		const struct workload *w = workload_by_name(argv[optind]);
 
 		if (!w) {
@@ -264,10 +300,10 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		if (mem < 0) {
-			fprintf(stderr, "uffd-agent: run needs --mem TYPE\n");
+			fprintf(stderr, "uffd-agent: %s needs --mem TYPE\n", cmd);
 			return EXIT_USAGE;
 		}
-		return cmd_run(w, mem, &o);
+		return strcmp(cmd, "prove") ? cmd_run(w, mem, &o) : cmd_prove(w, mem, &o, &po);
 	}
 	fputs(usage, stderr);
 	return EXIT_USAGE;
