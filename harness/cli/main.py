@@ -196,7 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         data = json.loads(path.read_text())
         records = [TestRecord(**t) for t in data["tests"]]
         print("\n== uffd-harness summary ==")
-        print(summary_text(records, results, data["meta"].get("boot_crashes")), end="")
+        print(summary_text(records, results, data["meta"].get("session_crashes")), end="")
     if rc == pytest.ExitCode.INTERRUPTED:
         print("uffd-harness run: interrupted; the results above are what finished", file=sys.stderr)
         return interrupted_exit_code()

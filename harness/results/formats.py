@@ -126,8 +126,17 @@ _CELL = {
 }
 
 
+def crash_place(crash: dict) -> str:
+    """`between tests (after test_a, before test_b)`: where a crash that belongs to no test
+    was found (a session crash record's phase and neighbours)."""
+    around = [f"{k} {crash[k]}" for k in ("after", "before") if crash.get(k)]
+    return crash.get("phase", "at boot") + (f" ({', '.join(around)})" if around else "")
+
+
 def summary_text(
-    records: list[TestRecord], root: Path | None = None, boot_crashes: list[dict] | None = None
+    records: list[TestRecord],
+    root: Path | None = None,
+    session_crashes: list[dict] | None = None,
 ) -> str:
     """Workload x memory type table of agent cases, then other tests, crashes, and files.
 
@@ -169,9 +178,11 @@ def summary_text(
     crashes = [(r.name, c["title"]) for r in records for c in r.crashes]
     if crashes:
         lines += ["", "kernel crashes:"] + [f"  {title}  ({name})" for name, title in crashes]
-    if boot_crashes:
-        lines += ["", "kernel crashes outside any test (at boot):"]
-        lines += [f"  {c['title']}  ({c.get('console', '')})" for c in boot_crashes]
+    if session_crashes:
+        lines += ["", "kernel crashes outside any test:"]
+        lines += [
+            f"  {c['title']}  ({crash_place(c)}; {c.get('console', '')})" for c in session_crashes
+        ]
     expected = [r for r in records if r.outcome == "xfailed"]
     if expected:
         lines += ["", "known kernel bugs (xfailed):"]

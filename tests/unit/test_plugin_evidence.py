@@ -15,10 +15,13 @@ class FakeConsole:
     def __init__(self, text: str | Exception):
         self.text = text
 
-    def read(self, start: int = 0) -> str:
+    def offset(self) -> int:
+        return 0 if isinstance(self.text, Exception) else len(self.text)
+
+    def read(self, start: int = 0, end: int | None = None) -> str:
         if isinstance(self.text, Exception):
             raise self.text
-        return self.text[start:]
+        return self.text[start:end]
 
 
 class FakeGuest:
@@ -37,7 +40,7 @@ class FakeGuest:
 
 
 def report_for(tmp_path, guest: FakeGuest, outcome: str = "passed") -> pytest.TestReport:
-    pool = SimpleNamespace(pending_meta={}, boot_crashes=[], agent=None)
+    pool = SimpleNamespace(pending_meta={}, agent=None, end_test=lambda guest, end, nodeid: None)
     stash = pytest.Stash()
     stash[pytest_plugin._SLICE] = (guest, 0, pool)
     config = SimpleNamespace(stash=pytest.Stash())
