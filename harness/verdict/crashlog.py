@@ -205,7 +205,7 @@ GENERIC_FRAMES = re.compile(
 # same), so repeated stalls of one bug get one title.
 _STALL_ANCHORS = re.compile(
     r"(?:do_syscall_\w+|do_fast_syscall_\w+|process_one_work|ret_from_fork\w*|kthread|"
-    r"smpboot_thread_fn|cpu_startup_entry|start_secondary|vfs_(?:read|write|ioctl|open)|"
+    r"smpboot_thread_fn|cpu_startup_entry|start_secondary|_*vfs_(?:read|write|ioctl|open)|"
     r"do_iter_\w+|handle_mm_fault|__do_fault|task_work_run|__fput|call_timer_fn|"
     r"run_timer_softirq|run_ksoftirqd|__do_softirq)$"
 )
