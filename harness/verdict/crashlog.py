@@ -107,6 +107,7 @@ _HEADER_HINTS = (
     "UBSAN",
     "unreferenced object",
     "LOCKUP",
+    "suspected memory leak",
 )
 
 
@@ -378,6 +379,11 @@ PATTERNS: tuple[Pattern, ...] = (
        "stack", fallback=("BUG: Invalid wait context",)),
     _p("lockdep", r"^BUG: .* still has locks held", "BUG: still has locks held in {func}",
        "at", "stack", fallback=("BUG: still has locks held",)),
+    # `WARNING: Nested lock was not taken` (4.15 on; `[ BUG: ... ]` before): a lock taken
+    # with a nest_lock annotation (mutex_lock_nest_lock) whose outer lock is not held.
+    _p("lockdep", r"^(?:\[ )?(?:WARNING|BUG): Nested lock was not taken",
+       "WARNING: nested lock was not taken in {func}", "at", "stack",
+       fallback=("WARNING: nested lock was not taken",)),
     _p("lockdep", r"^INFO: trying to register non-static key",
        "INFO: trying to register non-static key in {func}", "stack",
        fallback=("INFO: trying to register non-static key",)),
@@ -408,6 +414,10 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("memory-leak", r"^unreferenced object 0x[0-9a-f]+", "memory leak in {func}", "stack",
        skip=_ALLOC_SKIP, fallback=("memory leak",)),
     _p("memory-leak", r"^BUG: memory leak$", "memory leak", weak=True, stack=False),
+    # kmemleak's scan thread (or `echo scan`) found leaks; the objects themselves are listed in
+    # /sys/kernel/debug/kmemleak, which the harness reads at the end of a run.
+    _p("memory-leak", r"^kmemleak: \d+ new suspected memory leaks?\b",
+       "kmemleak: new suspected memory leaks", stack=False),
     # --- kernel BUG() and traps
     _p("bug", r"^kernel BUG at \S*mm/usercopy\.c", "BUG: bad usercopy in {func}", "stack",
        skip=(r".*usercopy.*", r"_*check_\w+"), fallback=("BUG: bad usercopy",)),
@@ -434,8 +444,9 @@ PATTERNS: tuple[Pattern, ...] = (
                skip=(r".*usercopy.*", r"_*check_\w+")),
     *_warnings(r"kernel/locking/lockdep\.c", "lockdep", "WARNING: locking bug in {func}"),
     *_warnings("", "warning", "WARNING in {func}"),
-    # --- anything else the kernel calls a BUG
-    _p("bug", r"^BUG: (?P<msg>\S.*)", "BUG: {msg}", stack=False),
+    # --- anything else the kernel calls a BUG: titled by its message without what changes
+    # from run to run (see _bug_message)
+    _p("bug", r"^BUG: (?P<bugmsg>\S.*)", "BUG: {bugmsg}", stack=False),
 )
 # fmt: on
 
@@ -679,11 +690,37 @@ def _normalize(msg: str) -> str:
     return msg.strip().rstrip(".")
 
 
+# What a free-form `BUG: ...` message carries that is not the bug: the detail after a colon
+# or a comma (a task, a count, a subclass), bracketed and braced parts, CPU numbers and the
+# task names and pids printed with them, addresses, numbers.
+_BUG_VOLATILE = tuple(
+    (re.compile(p), r)
+    for p, r in (
+        (r"(?::\s|,\s).*$", ""),
+        (r"\[[^\]]*\]|\{[^}]*\}|\([^)]*\)", " "),
+        (r"\b(?:on\s+)?(?:CPU|cpu)\s*#?\s*\d+", " "),
+        (r"\S+/\d+\b", " "),
+        (r"\b(?:0x)?[0-9a-fA-F]{8,}\b|0x[0-9a-fA-F]+", " "),
+        (r"\b\d+\b", " "),
+    )
+)
+
+
+def _bug_message(msg: str) -> str:
+    """`BUG: spinlock bad magic on CPU#1, kworker/1:2/57` -> `spinlock bad magic`: the same
+    bug gets the same title on every run, CPU, task and address."""
+    for rx, repl in _BUG_VOLATILE:
+        msg = rx.sub(repl, msg)
+    return re.sub(r"\s+", " ", msg).strip().rstrip("!.: ") or "corrupted"
+
+
 def _title(rep: _Report, body: str) -> tuple[str, bool]:
     values: dict[str, str] = {}
     for m in rep.matches:
         for k, v in m.groupdict().items():
-            if v and k != "func":
+            if v and k == "bugmsg":
+                values.setdefault(k, _bug_message(v))
+            elif v and k != "func":
                 values.setdefault(k, _normalize(v) if k in ("msg", "what") else v)
     if rep.pattern.extra and (x := rep.pattern.extra.search(body)):
         values.update({k: v for k, v in x.groupdict().items() if v})
