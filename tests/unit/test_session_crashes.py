@@ -161,3 +161,54 @@ def test_no_session_crash_leaves_the_exit_status_alone(tmp_path):
     session = SimpleNamespace(exitstatus=pytest.ExitCode.OK)
     recorder.pytest_sessionfinish(session)  # type: ignore[arg-type]
     assert session.exitstatus == pytest.ExitCode.OK
+
+
+LEAK = Path(__file__).parent.parent / "data" / "crashes" / "syzbot-5.18-memory-leak-kmemleak.log"
+
+
+class HealthyGuest(FakeGuest):
+    """A guest that answers: kmemleak's list (or nothing, on a kernel without it)."""
+
+    def __init__(self, path: Path, kmemleak: str):
+        super().__init__(path)
+        self.ssh = SimpleNamespace(alive=lambda: True)
+        self.kmemleak = kmemleak
+        self.commands: list[str] = []
+
+    def alive(self) -> bool:
+        return True
+
+    def run(self, cmd: str, timeout: float):
+        self.commands.append(cmd)
+        return SimpleNamespace(stdout=self.kmemleak.encode(), exit_code=0)
+
+
+def test_kmemleak_leaks_at_the_end_of_the_run_are_session_crashes(tmp_path):
+    pool = make_pool(tmp_path)
+    leaks = "".join(
+        line
+        for line in LEAK.read_text().splitlines(True)
+        if not line.startswith(("#", "BUG: memory leak"))
+    )
+    guest = HealthyGuest(tmp_path / "console-main-1.log", leaks)
+    guest.say("boot\n")
+    pool.guest = guest  # type: ignore[assignment]
+    pool.attributed = guest.console.offset()
+    run_test(pool, guest, "test_a", "a\n")
+    pool.close()
+    assert guest.commands == [plugin.KMEMLEAK_COMMAND]
+    assert places(pool) == [
+        ("memory leak in autofs_wait", "kmemleak at the end of the run (after test_a)")
+    ]
+    assert pool.session_crashes[0]["console"] == "kmemleak-main-0.txt"
+    assert (tmp_path / "kmemleak-main-0.txt").read_text() == leaks
+
+
+def test_a_kernel_without_kmemleak_costs_one_command_and_reports_nothing(tmp_path):
+    pool = make_pool(tmp_path)
+    guest = HealthyGuest(tmp_path / "console-main-1.log", "")
+    pool.guest = guest  # type: ignore[assignment]
+    pool.close()
+    assert guest.commands == [plugin.KMEMLEAK_COMMAND]
+    assert pool.session_crashes == []
+    assert not list(tmp_path.glob("kmemleak-*"))
