@@ -129,7 +129,8 @@ IGNORED = tuple(
         r"(?:handler|interrupt).*took too long",
         r"general protection fault ip:",  # a user process's fault (traps: lines)
         r"\berror:\d+ in [^ ]+\[",
-        r"^traps: ",
+        # user-space faults (`traps: a.out[123] ...`), not the kernel's own double fault
+        r"^traps: (?!PANIC: double fault)",
     )
 )
 
@@ -306,7 +307,8 @@ PATTERNS: tuple[Pattern, ...] = (
     # line: panic messages are already stable, and users grep for that wording.
     _p("panic", r"^Kernel panic - not syncing: (?P<msg>.*)", "Kernel panic - not syncing: {msg}",
        stack=False),
-    _p("panic", r"^PANIC: double fault", "PANIC: double fault in {func}", "rip",
+    # traps.c prints it with its pr_fmt ("traps: ") since 5.x
+    _p("panic", r"^(?:traps: )?PANIC: double fault", "PANIC: double fault in {func}", "rip",
        fallback=("PANIC: double fault",)),
     # --- sanitizers: reports framed by ===== lines
     _p("kasan", r"^BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in "
