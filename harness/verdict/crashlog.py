@@ -218,6 +218,10 @@ _FREE_SKIP = _regexes(
     r"""free_\w+ __free_\w+ _*folios?_put\w* put_page\w* release_pages \w+_and_swap_cache
     tlb_\w+"""
 )
+_SLUB_SKIP = _regexes(
+    r"""check_\w+ \w*_debug_processing slab_err object_err slab_bug print_\w+ on_freelist
+    free_to_partial_list \w*slab_free\w* __kmem_cache_free\w* do_slab_free restore_bytes"""
+)
 _ALLOC_SKIP = _regexes(
     r""".*alloc.* .*kmemleak.* kmem_\w+ create_object\w* .*strn?dup.* .*memdup.*
     k?v?asprintf"""
@@ -410,8 +414,11 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("list-corruption", r"^kernel BUG at \S*lib/list_debug\.c",
        "BUG: corrupted list in {func}", *_FAULT, fallback=("BUG: corrupted list",)),
     *_warnings(r"lib/list_debug\.c", "list-corruption", "BUG: corrupted list in {func}"),
-    _p("slab-corruption", r"^BUG [\w-]+ \(.*\): (?P<what>.+)", "BUG: {what} in {func}",
-       "stack", fallback=("BUG: {what}",)),
+    # SLUB's own checks (SLUB_DEBUG): `BUG kmalloc-1k (Tainted: ...): Poison overwritten`. The
+    # title names the caller that freed or allocated, not SLUB's checking functions, and no
+    # object count (`Slab has 0 allocated objects but 1 are to be freed`).
+    _p("slab-corruption", r"^BUG [\w-]+ \(.*\): (?P<slabmsg>.+)", "BUG: {slabmsg} in {func}",
+       "stack", fallback=("BUG: {slabmsg}",), skip=_SLUB_SKIP),
     # --- kmemleak: `BUG: memory leak` (syzkaller) is refined by the object that follows
     _p("memory-leak", r"^unreferenced object 0x[0-9a-f]+", "memory leak in {func}", "stack",
        skip=_ALLOC_SKIP, fallback=("memory leak",)),
@@ -722,6 +729,8 @@ def _title(rep: _Report, body: str) -> tuple[str, bool]:
         for k, v in m.groupdict().items():
             if v and k == "bugmsg":
                 values.setdefault(k, _bug_message(v))
+            elif v and k == "slabmsg":
+                values.setdefault(k, re.sub(r"\b\d+\b", "N", _normalize(v)))
             elif v and k != "func":
                 values.setdefault(k, _normalize(v) if k in ("msg", "what") else v)
     if rep.pattern.extra and (x := rep.pattern.extra.search(body)):
