@@ -147,7 +147,7 @@ _CELL = {
 def crash_place(crash: dict) -> str:
     """`between tests (after test_a, before test_b)`: where a crash that belongs to no test
     was found (a session crash record's phase and neighbours)."""
-    around = [f"{k} {crash[k]}" for k in ("after", "before") if crash.get(k)]
+    around = [f"{k} {crash[k]}" for k in ("after", "before", "during") if crash.get(k)]
     return crash.get("phase", "at boot") + (f" ({', '.join(around)})" if around else "")
 
 

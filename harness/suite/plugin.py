@@ -132,9 +132,11 @@ def pytest_testnodedown(node, error) -> None:  # pytest-xdist, in the controller
     node.config.stash[_SESSION_CRASHES].extend(crashes.get(_WORKEROUTPUT_KEY, []))
 
 
-def _session_crash(c, console: str, phase: str, after: str = "", before: str = "") -> dict:
+def _session_crash(
+    c, console: str, phase: str, after: str = "", before: str = "", during: str = ""
+) -> dict:
     """A crash record that belongs to no test: where on which console it was found."""
-    return {
+    record = {
         "kind": c.kind,
         "title": c.title,
         "text": c.text,
@@ -143,6 +145,9 @@ def _session_crash(c, console: str, phase: str, after: str = "", before: str = "
         "after": after,
         "before": before,
     }
+    if during:
+        record["during"] = during
+    return record
 
 
 class GuestPool:
@@ -413,6 +418,19 @@ def _attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.Te
     from harness.verdict.crashlog import parse
 
     crashes = parse(text)
+    # kmemleak's scan thread reports, every 10 minutes, leaks made at any time before: the
+    # test that happened to run then did not make them. They fail the run, not this test.
+    leaks = [c for c in crashes if c.kind == "memory-leak"]
+    crashes = [c for c in crashes if c.kind != "memory-leak"]
+    pool.session_crashes += [
+        _session_crash(
+            c,
+            guest.console.path.name,
+            "kmemleak scan while a test ran",
+            during=item.nodeid.split("::", 1)[-1],
+        )
+        for c in leaks
+    ]
     for c in crashes:
         report.user_properties.append(("crash", {"kind": c.kind, "title": c.title, "text": c.text}))
     if crashes:
