@@ -10,10 +10,12 @@ teardown until the report is on the console and the task is gone."""
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from .helpers import guest_flags, our_qemus, wait_gone
 from .test_reliability import inner_pytest, load
 
 pytestmark = pytest.mark.timeout(900)
@@ -133,3 +135,23 @@ def test_a_crash_after_the_last_test_fails_the_run(
     }, crashes
     assert all(c["console"] == f"console-{worker}-1.log" for c in crashes)
     assert "kernel crash outside any test, after the last test" in out
+
+
+def test_uffd_harness_run_exits_3_on_a_kernel_that_panics_at_boot(settings, tmp_path):
+    """End to end through `uffd-harness run`: a kernel that panics while booting (no init)
+    leaves every case not run (exit 1 alone) and its panics are kernel crashes: exit 3,
+    and the summary lists them."""
+    before = set(our_qemus())
+    results = tmp_path / "results"
+    flags = guest_flags({**settings, "cmdline": "rdinit=/nonexistent init=/nonexistent"})
+    argv = [sys.executable, "-m", "harness", "run", *flags, "--results", str(results)]
+    argv += ["--", "-p", "no:randomly", "-k", "wp-basic"]
+    p = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=800)
+    out = p.stdout + p.stderr
+    assert p.returncode == 3, out[-3000:]
+    assert "the kernel crashed (exit 3)" in p.stderr
+    summary = p.stdout.split("== uffd-harness summary ==", 1)[1]
+    assert "kernel crashes outside any test:" in summary, summary
+    assert "Kernel panic - not syncing" in summary and "in a boot that failed" in summary
+    assert {t["outcome"] for t in load(results).values()} == {"error"}
+    assert not wait_gone(set(our_qemus()) - before)
