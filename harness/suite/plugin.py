@@ -280,6 +280,9 @@ class GuestPool:
 
     def discard(self, phase: str = "between tests") -> None:
         if self.guest:
+            if self._healthy():
+                # Every guest's leaks, before it goes (with --fresh-guest, one per test).
+                self._kmemleak()
             self.guest.stop()
             # What the console printed after the last slice, up to the guest's very end.
             self._examine(self.guest, self.attributed, None, phase)
@@ -288,13 +291,12 @@ class GuestPool:
         self.agent = None
 
     def close(self) -> None:
-        if self._healthy():
-            self._kmemleak()
         self.discard("after the last test")
 
     def _kmemleak(self) -> None:
-        """kmemleak's list of leaks at the end of the run (kernels with it only), each leak
-        a session crash: a leak belongs to no one test."""
+        """kmemleak's list of leaks before a guest stops, at the end of the run or when it is
+        replaced (kernels with kmemleak only), each leak a session crash: a leak belongs to
+        no one test."""
         from harness.verdict.crashlog import parse
 
         guest = self.guest
@@ -308,7 +310,7 @@ class GuestPool:
         if out.strip():
             (self.run.root / name).write_text(out)
         self.session_crashes += [
-            _session_crash(c, name, "kmemleak at the end of the run", self.last_test)
+            _session_crash(c, name, "kmemleak before the guest stopped", self.last_test)
             for c in parse(out)
         ]
 

@@ -184,6 +184,7 @@ class HealthyGuest(FakeGuest):
 
 
 def test_kmemleak_leaks_at_the_end_of_the_run_are_session_crashes(tmp_path):
+    """Read before the guest stops (at the end of the run, or when it is replaced)."""
     pool = make_pool(tmp_path)
     leaks = "".join(
         line
@@ -198,7 +199,7 @@ def test_kmemleak_leaks_at_the_end_of_the_run_are_session_crashes(tmp_path):
     pool.close()
     assert guest.commands == [plugin.KMEMLEAK_COMMAND]
     assert places(pool) == [
-        ("memory leak in autofs_wait", "kmemleak at the end of the run (after test_a)")
+        ("memory leak in autofs_wait", "kmemleak before the guest stopped (after test_a)")
     ]
     assert pool.session_crashes[0]["console"] == "kmemleak-main-0.txt"
     assert (tmp_path / "kmemleak-main-0.txt").read_text() == leaks
@@ -212,3 +213,12 @@ def test_a_kernel_without_kmemleak_costs_one_command_and_reports_nothing(tmp_pat
     assert guest.commands == [plugin.KMEMLEAK_COMMAND]
     assert pool.session_crashes == []
     assert not list(tmp_path.glob("kmemleak-*"))
+
+
+def test_a_replaced_guest_has_its_kmemleak_read_before_it_stops(tmp_path):
+    """--fresh-guest, or a guest replaced mid-run: its leaks would go with it."""
+    pool = make_pool(tmp_path)
+    guest = HealthyGuest(tmp_path / "console-main-1.log", "")
+    pool.guest = guest  # type: ignore[assignment]
+    pool.discard()
+    assert guest.commands == [plugin.KMEMLEAK_COMMAND]
