@@ -205,20 +205,14 @@ def test_kmemleak_leaks_at_the_end_of_the_run_are_session_crashes(tmp_path):
     assert (tmp_path / "kmemleak-main-0.txt").read_text() == leaks
 
 
-def test_a_kernel_without_kmemleak_costs_one_command_and_reports_nothing(tmp_path):
+@pytest.mark.parametrize("ending", ["close", "discard"])
+def test_a_kernel_without_kmemleak_costs_one_command_and_reports_nothing(tmp_path, ending):
+    """Read before every guest stops: at the end of the run (close), and when a guest is
+    replaced mid-run or by --fresh-guest (discard), or its leaks would go with it."""
     pool = make_pool(tmp_path)
     guest = HealthyGuest(tmp_path / "console-main-1.log", "")
     pool.guest = guest  # type: ignore[assignment]
-    pool.close()
+    getattr(pool, ending)()
     assert guest.commands == [plugin.KMEMLEAK_COMMAND]
     assert pool.session_crashes == []
     assert not list(tmp_path.glob("kmemleak-*"))
-
-
-def test_a_replaced_guest_has_its_kmemleak_read_before_it_stops(tmp_path):
-    """--fresh-guest, or a guest replaced mid-run: its leaks would go with it."""
-    pool = make_pool(tmp_path)
-    guest = HealthyGuest(tmp_path / "console-main-1.log", "")
-    pool.guest = guest  # type: ignore[assignment]
-    pool.discard()
-    assert guest.commands == [plugin.KMEMLEAK_COMMAND]
