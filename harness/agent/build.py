@@ -9,6 +9,7 @@ final one and are renamed into place, so concurrent builders never see half a fi
 """
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -100,3 +101,11 @@ def build_agent(cache_dir: Path | None = None) -> Path:
             )
         tmp.chmod(0o755)
     return target
+
+
+def agent_cases(binary: Path | None = None) -> list[tuple[str, str]]:
+    """(workload, memory type) of every case `uffd-agent list` names, in its order."""
+    out = subprocess.run(
+        [str(binary or build_agent()), "list"], capture_output=True, text=True, check=True
+    ).stdout
+    return [(w["name"], mem) for w in json.loads(out) for mem in w["mem"]]

@@ -3,7 +3,6 @@
 import argparse
 import contextlib
 import json
-import os
 import shlex
 import signal
 import sys
@@ -156,33 +155,13 @@ def _suite_verdicts(results: object, release: str) -> int:
     return 1 if any(r.outcome in ("failed", "error") for r in records) else 0
 
 
-@contextlib.contextmanager
-def no_bytecode_writes() -> Iterator[None]:
-    """pytest rewrites the asserts of the harness package (its plugin's) and caches them as
-    `*-pytest-*.pyc` beside the sources: in an installed package, files pip never recorded.
-    They survive an uninstall, and the `harness/` directory they keep makes a later
-    `pip install -e` import `harness` as an empty namespace package. Nothing is written,
-    here and in xdist workers (the environment variable)."""
-    saved = sys.dont_write_bytecode, os.environ.get("PYTHONDONTWRITEBYTECODE")
-    sys.dont_write_bytecode = True
-    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
-    try:
-        yield
-    finally:
-        sys.dont_write_bytecode = saved[0]
-        if saved[1] is None:
-            del os.environ["PYTHONDONTWRITEBYTECODE"]
-        else:
-            os.environ["PYTHONDONTWRITEBYTECODE"] = saved[1]
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from harness.results.formats import summary_text
     from harness.results.record import TestRecord
     from harness.results.rundir import new_run_id
-    from harness.suite import suite_args
+    from harness.suite import run_pytest, suite_args
 
     settings = settings_from_args(args)
     results = settings["results"] or Path("results") / new_run_id()
@@ -194,8 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     values = {**settings, "results": results}
     argv = [*suite_args(), *as_flags(values, "pytest", GUEST + SUITE), *args.pytest_args]
     print(f"uffd-harness run: pytest {' '.join(argv)}", file=sys.stderr, flush=True)
-    with no_bytecode_writes():
-        rc = int(pytest.main(argv))
+    rc = run_pytest(argv)
     path = results / "results.json"
     data = None
     if path.exists():
@@ -329,10 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     from harness.bench.command import add_bench_parser
+    from harness.cli.coverage import add_coverage_parser
     from harness.cli.kernel import add_kernel_parser
 
     add_bench_parser(sub)
     add_kernel_parser(sub)
+    add_coverage_parser(sub)
 
     d = sub.add_parser("doctor", help="check the host for what the harness needs")
     d.add_argument(

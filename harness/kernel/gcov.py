@@ -1,13 +1,15 @@
 """What a coverage kernel profiles: the userfaultfd files and the MM files that carry
 _PAGE_UFFD_WP, as kbuild's per-object GCOV_PROFILE_<obj>.o=y make variables.
 
-kbuild keys the variable on the object's base name, so `GCOV_PROFILE_userfaultfd.o`
-profiles fs/userfaultfd.o and mm/userfaultfd.o alike, and an unrelated object of the same
-name elsewhere (arch/x86/mm/mmap.o) is profiled too: the report reads only the files below.
+kbuild keys the variable on the object's base name only, and a variable given on make's
+command line reaches every directory: a plain `GCOV_PROFILE_memory.o=y` would profile
+arch/x86/boot/memory.o too, which the real-mode setup code cannot link. So each value
+tests the directory being built (kbuild's `$(obj)`, expanded per object).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import PurePosixPath
 
 #: Source files whose every line counts (they exist for userfaultfd).
@@ -42,6 +44,11 @@ def profiled_files() -> tuple[str, ...]:
 
 def make_vars() -> dict[str, str]:
     """kbuild variables that profile exactly the objects of profiled_files()."""
+    dirs: dict[str, list[str]] = defaultdict(list)
+    for f in profiled_files():
+        p = PurePosixPath(f)
+        dirs[p.with_suffix(".o").name].append(str(p.parent))
     return {
-        f"GCOV_PROFILE_{PurePosixPath(f).with_suffix('.o').name}": "y" for f in profiled_files()
+        f"GCOV_PROFILE_{obj}": f"$(if $(filter {' '.join(sorted(d))},$(obj)),y)"
+        for obj, d in dirs.items()
     }

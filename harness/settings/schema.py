@@ -158,6 +158,14 @@ SUITE: tuple[Setting, ...] = (
         in_file=False,
     ),
     Setting("fresh_guest", "a new guest for every test", default=False, in_file=False),
+    Setting(
+        "gcov",
+        "after each test, save the guest kernel's gcov counters (a kernel built with "
+        "CONFIG_GCOV_KERNEL, as `uffd-harness coverage` builds it) to DIR/<test>.tar",
+        parse_directory,
+        metavar="DIR",
+        in_file=False,
+    ),
 )
 
 SETTINGS: tuple[Setting, ...] = (*GUEST, GUEST_CONFIG, *SUITE)

@@ -210,6 +210,10 @@ class GuestPool:
             self.guest = guest
             self.last_test = ""
             self.attributed = 0
+            if self.settings["gcov"]:
+                from harness.guest import gcov
+
+                gcov.reset(guest)  # the suite's coverage, not the boot's
             self._record_hardware(guest)
             # The boot's console up to now; what follows belongs to a test or a gap.
             self.attributed = self._examine(guest, 0, guest.console.offset(), "at boot")
@@ -454,6 +458,23 @@ def _attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.Te
         report.sections.append(("kernel log of this test (console)", text[-8000:]))
     if not guest.alive():
         report.user_properties.append(("guest_died", True))
+    if pool.settings["gcov"]:
+        _save_gcov(guest, Path(str(pool.settings["gcov"])), name, report)
+
+
+def _save_gcov(guest: Guest, root: Path, name: str, report: pytest.TestReport) -> None:
+    """The counters this test moved (they are reset after each read), as DIR/<test>.tar;
+    a guest that died took them with it, which DIR/<test>.lost says."""
+    from harness.guest import gcov
+
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        if not (guest.alive() and guest.ssh and guest.ssh.alive()):
+            raise HarnessError("the guest died during the test")
+        (root / f"{name}.tar").write_bytes(gcov.snapshot(guest))
+    except HarnessError as e:
+        (root / f"{name}.lost").write_text(f"{e}\n")
+        report.user_properties.append(("gcov_lost", str(e)))
 
 
 def _test_dmesg(guest: Guest, pool: "GuestPool") -> bytes | None:

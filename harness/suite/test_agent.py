@@ -5,12 +5,9 @@ only a failure the list explains satisfies: any other failure fails, and a pass 
 reported as XPASS (strict), so the list stays honest.
 """
 
-import json
-import subprocess
-
 import pytest
 
-from harness.agent.build import build_agent
+from harness.agent.build import agent_cases
 from harness.suite.plugin import reproduce_command, session_kernel
 from harness.verdict.known_issues import load_known_issues, match
 from harness.verdict.outcomes import describe_failure, known_reason, verdict
@@ -20,13 +17,6 @@ pytestmark = pytest.mark.guest
 
 class KnownKernelBug(AssertionError):
     """The failure a known-issues entry describes."""
-
-
-def agent_cases() -> list[tuple[str, str]]:
-    out = subprocess.run(
-        [str(build_agent()), "list"], capture_output=True, text=True, check=True
-    ).stdout
-    return [(w["name"], mem) for w in json.loads(out) for mem in w["mem"]]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -20,6 +20,7 @@ STAGES = [
     "verdict",
     "results",
     "suite",
+    "coverage",
     "bench",
     "cli",
 ]

@@ -46,7 +46,11 @@ def report_for(
     tmp_path, guest: FakeGuest, outcome: str = "passed", pool_out: dict | None = None
 ) -> pytest.TestReport:
     pool = SimpleNamespace(
-        pending_meta={}, agent=None, end_test=lambda guest, end, nodeid: None, session_crashes=[]
+        pending_meta={},
+        agent=None,
+        end_test=lambda guest, end, nodeid: None,
+        session_crashes=[],
+        settings={"gcov": None},
     )
     stash = pytest.Stash()
     stash[pytest_plugin._SLICE] = (guest, 0, pool)

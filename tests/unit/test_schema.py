@@ -91,13 +91,14 @@ def inner_pytest(tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_pytest_options_say_the_settings_back(tmp_path):
-    results = tmp_path / "out"
-    flags = as_flags({**CHANGED, "results": results, "fresh_guest": True}, "pytest", SETTINGS)
+    results, gcov = tmp_path / "out", tmp_path / "gcov"
+    suite = {"results": results, "fresh_guest": True, "gcov": gcov}
+    flags = as_flags({**CHANGED, **suite}, "pytest", SETTINGS)
     proc = inner_pytest(tmp_path, *flags)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("SETTINGS=")]
     got = json.loads(line.removeprefix("SETTINGS="))
-    assert got == {**CHANGED, "results": str(results), "fresh_guest": True}
+    assert got == {**CHANGED, **suite, "results": str(results), "gcov": str(gcov)}
 
 
 def test_bad_pytest_option_is_one_usage_error(tmp_path):

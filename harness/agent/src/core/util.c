@@ -110,7 +110,7 @@ const char *errno_name(int e)
 		{ EINTR, "EINTR" },	{ EIO, "EIO" },	      { EBADF, "EBADF" },	  { EAGAIN, "EAGAIN" },
 		{ ENOMEM, "ENOMEM" },	{ EACCES, "EACCES" }, { EFAULT, "EFAULT" },	  { EBUSY, "EBUSY" },
 		{ EEXIST, "EEXIST" },	{ ENODEV, "ENODEV" }, { EINVAL, "EINVAL" },	  { ENOSPC, "ENOSPC" },
-		{ ENOSYS, "ENOSYS" },	{ ENOTTY, "ENOTTY" }, { EOPNOTSUPP, "EOPNOTSUPP" },
+		{ ENOSYS, "ENOSYS" },	{ ENOTTY, "ENOTTY" }, { EOPNOTSUPP, "EOPNOTSUPP" }, { EMFILE, "EMFILE" },
 	};
 	static __thread char other[24];
 

@@ -42,6 +42,10 @@ const struct workload workloads[] = {
 	  "protect, MADV_PAGEOUT, then swapoff every swap area and swapon it again: unuse_pte keeps bit 57 on "
 	  "the pages it maps back, each write faults once at its address, data intact, swap listed again",
 	  wp_swapoff },
+	{ "wp-migrate", CLASSIC_TYPES | MEMBIT(MEM_ANON_THP),
+	  "protect, then MADV_SOFT_OFFLINE moves every page to a new frame (migration entries; a THP split "
+	  "first): new PFNs, bit 57 kept, reads raise nothing, each write faults once at its address, data intact",
+	  wp_migrate },
 	{ "wp-zap", MEM_SHARED_FILE,
 	  "after MADV_DONTNEED bit 57 persists as a PTE marker; fault-in keeps it; the next write still faults",
 	  wp_zap },
@@ -59,7 +63,8 @@ const struct workload workloads[] = {
 	  wp_collapse },
 	{ "wp-mremap", CLASSIC_TYPES | MEMBIT(MEM_ANON_THP),
 	  "mremap a protected range (a THP as one PMD): with EVENT_REMAP the message has from/to/len, bit 57 and "
-	  "the faults follow the move; without it the moved range is unregistered: bit 57 clear, writes free",
+	  "the faults follow the move; without it the moved range is unregistered: bit 57 clear, writes free; "
+	  "moved PTE markers (shmem, hugetlb: zapped first) are dropped at the first touch, no message",
 	  wp_mremap },
 	{ "wp-unregister", MEM_ALL,
 	  "after UFFDIO_UNREGISTER, and after close(uffd), bit 57 is clear and writes do not fault", wp_unregister },
@@ -124,6 +129,12 @@ const struct workload workloads[] = {
 	  "and after REGISTER adds it maps the page with bit 57 set, whose first write raises a WP fault; "
 	  "UNREGISTER of the middle of a protected range clears bit 57 there only",
 	  fill_contract },
+	{ "api", MEMBIT(MEM_ANON),
+	  "UFFDIO_API: unreadable arg EFAULT, unknown feature EINVAL (zeroed), read-only arg EFAULT then API works; "
+	  "fdinfo API: fields and pending/total through a fault; /dev/userfaultfd IOC_NEW and its EINVALs; "
+	  "without capabilities userfaultfd(0) EPERM unless the sysctl allows, USER_MODE_ONLY ok, EVENT_FORK "
+	  "EPERM; EMFILE at RLIMIT_NOFILE",
+	  api },
 	{ "detach", CLASSIC_TYPES,
 	  "UFFDIO_UNREGISTER and close() release a pending MISSING fault (the reader completes on a zeroed page, "
 	  "no SIGBUS); mremap of part of a range by a uffd without EVENT_REMAP unregisters the moved pages "

@@ -117,12 +117,12 @@ out:
 	return done;
 }
 
-void wp_evict(struct run *run, void (*evict)(struct fx *fx))
+void wp_evict(struct run *run, void (*evict)(struct fx *fx), size_t npages, size_t extra_hugepages)
 {
 	struct result *r = run->r;
 	struct fx fx;
 
-	if (!fx_setup(&fx, run, 0, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, 0))
+	if (!fx_setup(&fx, run, npages, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, extra_hugepages))
 		return;
 	set_phase(r, "protect");
 	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
@@ -135,4 +135,28 @@ void wp_evict(struct run *run, void (*evict)(struct fx *fx))
 		return;
 out:
 	fx_teardown(&fx);
+}
+
+bool wp_swap_out(struct fx *fx, bool copies)
+{
+	struct result *r = fx->r;
+	bool own = copies || mem_info(fx->a.type)->anon;
+	struct pm_counts c;
+	bool ok;
+
+	set_phase(r, "MADV_PAGEOUT");
+	if (!check_errno(r, "madv-pageout", wp_page_out(fx), 0, "madvise(MADV_PAGEOUT)"))
+		return false;
+	if (!check_errno(r, "read-pagemap", -pagemap_count(fx->a.base, fx->a.size, &c), 0, "read /proc/self/pagemap"))
+		return false;
+	ok = check_value(r, "paged-out", (long long)c.present, 0, "4K entries present (pagemap bit 63), of %zu",
+			 c.entries);
+	ok &= check_value(r, "area-in-swap",
+			  own ? smaps_kb_range(fx->a.base, fx->a.size, "Swap") : wp_swap_kb(fx),
+			  (long long)(fx->a.size / KIB), "kB of the area in swap (smaps Swap of %s)",
+			  own ? "its VMA" : "the file");
+	if (own)
+		ok &= check_value(r, "swap-entries", (long long)c.swapped, (long long)c.entries,
+				  "4K entries (of %zu) that are swap entries (pagemap bit 62)", c.entries);
+	return ok;
 }

@@ -8,8 +8,9 @@
  * Protect the populated area, let evict() take its pages away (recording its own checks,
  * under its own phase), read the even pages back, then write every page: each write
  * must still raise one WP fault. The caller has already checked for uffd-wp support.
+ * npages and extra_hugepages as fx_setup() takes them (0, 0: the run's defaults).
  */
-void wp_evict(struct run *run, void (*evict)(struct fx *fx));
+void wp_evict(struct run *run, void (*evict)(struct fx *fx), size_t npages, size_t extra_hugepages);
 
 /*
  * The second half of that shape, for a protected area whose pages are away: read the
@@ -22,5 +23,13 @@ bool wp_read_back_then_write(struct fx *fx);
 int wp_page_out(struct fx *fx);
 /* kB of the area's pages in swap: smaps Swap of the VMA, or of a shared view of its file. */
 long wp_swap_kb(const struct fx *fx);
+/*
+ * MADV_PAGEOUT, then check the whole area went to swap: no page present, the area's
+ * size in smaps Swap, and for pages of the process's own (anonymous memory, or with
+ * `copies` the private copies written into a private file mapping) every pagemap entry
+ * a swap entry. Pages of a file are counted in swap through a shared view of the file.
+ * False if a check failed.
+ */
+bool wp_swap_out(struct fx *fx, bool copies);
 
 #endif

@@ -10,6 +10,11 @@
  *             (0cef0bb836e3, in 6.1.y too) move_ptes/move_huge_pmd/hugetlb clear the
  *             bit: no message, bit 57 clear, writes do not fault, WRITEPROTECT there is
  *             ENOENT.
+ *   zapped-   (shmem, hugetlb) as noevent-, but the protected pages were zapped first
+ *             (MADV_DONTNEED), so what moves are PTE markers onto a VMA no longer
+ *             registered: the first touch must drop the marker (pte_marker_clear, or
+ *             hugetlb's marker handling) and map the file's page: reads raise no message
+ *             and see the file's bytes, writes do not fault, and no page keeps bit 57.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,8 +59,11 @@ static void check_addr(struct result *r, const char *name, uint64_t got, const v
 	check_value(r, name, (long long)(got - (uintptr_t)want), 0, "%s minus the expected address", what);
 }
 
-static bool run_variant(struct run *run, bool event)
+enum variant { EVENT, NOEVENT, ZAPPED };
+
+static bool run_variant(struct run *run, enum variant v)
 {
+	bool event = v == EVENT;
 	struct result *r = run->r;
 	bool thp = run->mem == MEM_ANON_THP, ok = true;
 	size_t align, n, *pages, first;
@@ -67,7 +75,7 @@ static bool run_variant(struct run *run, bool event)
 	void *got;
 	int rc;
 
-	check_prefix(r, event ? "event-" : "noevent-");
+	check_prefix(r, v == EVENT ? "event-" : v == NOEVENT ? "noevent-" : "zapped-");
 	if (!fx_setup(&fx, run, npages_for(run), FX_POPULATE, event ? UFFD_FEATURE_EVENT_REMAP : 0,
 		      UFFDIO_REGISTER_MODE_WP, 0))
 		goto out_prefix;
@@ -87,6 +95,13 @@ static bool run_variant(struct run *run, bool event)
 	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
 		goto out;
 	check_wp_bits(r, "wp-bit-set-before-move", fx.a.base, fx.a.size, true);
+	if (v == ZAPPED) {
+		set_phase(r, "MADV_DONTNEED");
+		rc = madvise(fx.a.base, fx.a.size, MADV_DONTNEED) ? errno : 0;
+		check_errno(r, "madv-dontneed", rc, 0, "madvise(MADV_DONTNEED)");
+		check_present(r, "zapped", fx.a.base, fx.a.size, false);
+		check_wp_bits(r, "wp-bit-kept-as-marker", fx.a.base, fx.a.size, true);
+	}
 
 	set_phase(r, "mremap %s EVENT_REMAP", event ? "with" : "without");
 	align = thp ? thp_pmd_size() : fx.a.psize;
@@ -120,7 +135,25 @@ static bool run_variant(struct run *run, bool event)
 	if (thp)
 		check_value(r, "thp-moved-whole", anon_huge_kb_range(to, fx.a.size), (long long)(fx.a.size / KIB),
 			    "kB PMD-mapped at the new address (smaps AnonHugePages)");
-	check_wp_bits(r, event ? "wp-bit-kept-after-move" : "wp-bit-cleared-by-move", to, fx.a.size, event);
+	if (v == ZAPPED) {
+		/* Whether the markers went at the move or go at the first touch is the kernel's choice. */
+		size_t n_all, *all = page_list(fx.a.npages, PAGES_ALL, run->seed, &n_all);
+		uint64_t before = handler_stats(&fx.h).received;
+		bool done = read_pages(r, &fx.a, to, all, n_all, run->threads, false, WAIT_MS);
+
+		if (!r->stuck)
+			free(all);
+		if (!check_value(r, "reads-complete", done, 1, "reader threads finished within %u ms", WAIT_MS)) {
+			ok = false;
+			goto out_free;
+		}
+		check_value(r, "reads-raise-no-fault", (long long)(handler_stats(&fx.h).received - before), 0,
+			    "uffd messages while reading the moved markers' pages");
+		check_data(&fx, "reads-see-file-data", to, NULL, GEN_INITIAL);
+		check_wp_bits(r, "wp-bit-gone-after-fault-in", to, fx.a.size, false);
+	} else {
+		check_wp_bits(r, event ? "wp-bit-kept-after-move" : "wp-bit-cleared-by-move", to, fx.a.size, event);
+	}
 
 	if (event) {
 		pthread_mutex_lock(&fx.h.mu);
@@ -167,7 +200,10 @@ void wp_mremap(struct run *run)
 		return;
 	if (!(run->features & UFFD_FEATURE_EVENT_REMAP))
 		note(run->r, "event- variant not run: kernel lacks UFFD_FEATURE_EVENT_REMAP");
-	else if (!run_variant(run, true) || run->r->skipped)
+	else if (!run_variant(run, EVENT) || run->r->skipped)
 		return;
-	run_variant(run, false);
+	if (!run_variant(run, NOEVENT) || run->r->skipped)
+		return;
+	if (run->mem == MEM_SHMEM || run->mem == MEM_HUGETLB)
+		run_variant(run, ZAPPED);
 }

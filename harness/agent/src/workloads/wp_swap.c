@@ -27,5 +27,5 @@ void wp_swap(struct run *run)
 		skip(run->r, "%s", why);
 		return;
 	}
-	wp_evict(run, swap_out);
+	wp_evict(run, swap_out, 0, 0);
 }

@@ -23,27 +23,6 @@
 #include "util.h"
 #include "wp_evict.h"
 
-static bool swap_out(struct fx *fx)
-{
-	struct result *r = fx->r;
-	struct pm_counts c;
-	bool ok;
-
-	set_phase(r, "MADV_PAGEOUT");
-	if (!check_errno(r, "madv-pageout", wp_page_out(fx), 0, "madvise(MADV_PAGEOUT)"))
-		return false;
-	if (!check_errno(r, "read-pagemap", -pagemap_count(fx->a.base, fx->a.size, &c), 0, "read /proc/self/pagemap"))
-		return false;
-	ok = check_value(r, "paged-out", (long long)c.present, 0, "4K entries present (pagemap bit 63), of %zu",
-			 c.entries);
-	ok &= check_value(r, "area-in-swap", wp_swap_kb(fx), (long long)(fx->a.size / KIB),
-			  "kB of the area in swap (smaps Swap of %s)", fx->a.fd < 0 ? "its VMA" : "the file");
-	if (mem_info(fx->a.type)->anon)
-		ok &= check_value(r, "swap-entries", (long long)c.swapped, (long long)c.entries,
-				  "4K entries (of %zu) that are swap entries (pagemap bit 62)", c.entries);
-	return ok;
-}
-
 /* The pages read back: mapped again, without bit 57, holding the initial bytes. */
 static void check_read_back(struct fx *fx, const size_t *pages, size_t n)
 {
@@ -77,7 +56,7 @@ static void protect_swapped(struct run *run)
 	if (!fx_setup(&fx, run, 0, FX_POPULATE, 0, UFFDIO_REGISTER_MODE_WP, 0))
 		return;
 	check_wp_bits(r, "wp-bit-clear-before", fx.a.base, fx.a.size, false);
-	if (!swap_out(&fx))
+	if (!wp_swap_out(&fx, false))
 		goto out;
 	check_wp_bits(r, "wp-bit-clear-when-swapped", fx.a.base, fx.a.size, false);
 
@@ -107,7 +86,7 @@ static void unprotect_swapped(struct run *run)
 	set_phase(r, "protect");
 	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
 		goto out;
-	if (!swap_out(&fx))
+	if (!wp_swap_out(&fx, false))
 		goto out;
 	check_wp_bits(r, "wp-bit-kept-when-swapped", fx.a.base, fx.a.size, true);
 

@@ -70,27 +70,6 @@ static int areas_listed(const struct swap_area *areas, int n)
 	return found;
 }
 
-static bool swap_out(struct fx *fx)
-{
-	struct result *r = fx->r;
-	struct pm_counts c;
-	bool ok;
-
-	set_phase(r, "MADV_PAGEOUT");
-	if (!check_errno(r, "madv-pageout", wp_page_out(fx), 0, "madvise(MADV_PAGEOUT)"))
-		return false;
-	if (!check_errno(r, "read-pagemap", -pagemap_count(fx->a.base, fx->a.size, &c), 0, "read /proc/self/pagemap"))
-		return false;
-	ok = check_value(r, "paged-out", (long long)c.present, 0, "4K entries present (pagemap bit 63), of %zu",
-			 c.entries);
-	ok &= check_value(r, "area-in-swap", smaps_kb_range(fx->a.base, fx->a.size, "Swap"),
-			  (long long)(fx->a.size / KIB), "kB of the area in swap (smaps Swap of its VMA)");
-	ok &= check_value(r, "swap-entries", (long long)c.swapped, (long long)c.entries,
-			  "4K entries (of %zu) that are swap entries (pagemap bit 62)", c.entries);
-	check_wp_bits(r, "wp-bit-kept-when-swapped", fx->a.base, fx->a.size, true);
-	return ok;
-}
-
 /*
  * swapoff every area, then swapon each one that went off, with its old priority. Returns
  * how many areas were turned off; *busy is set (and nothing checked) when the first
@@ -170,8 +149,9 @@ void wp_swapoff(struct run *run)
 	if (!fx_protect(&fx, "protect-all", fx.a.base, fx.a.size, true))
 		goto out;
 	check_wp_bits(r, "wp-bit-set-after-protect", fx.a.base, fx.a.size, true);
-	if (!swap_out(&fx))
+	if (!wp_swap_out(&fx, true))
 		goto out;
+	check_wp_bits(r, "wp-bit-kept-when-swapped", fx.a.base, fx.a.size, true);
 
 	noff = swapoff_swapon(r, areas, n, &busy, &busy_errno);
 	check_value(r, "swap-reenabled", areas_listed(areas, n), n, "of the %d swap areas listed again in /proc/swaps, same priority",

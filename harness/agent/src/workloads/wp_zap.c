@@ -27,5 +27,5 @@ void wp_zap(struct run *run)
 {
 	if (!need_wp(run, 0))
 		return;
-	wp_evict(run, zap);
+	wp_evict(run, zap, 0, 0);
 }
