@@ -20,6 +20,11 @@ from harness.settings.schema import GUEST, SUITE, as_flags
 from harness.settings.values import parse_seconds
 
 EXIT_TIMEOUT = 124  # as timeout(1) does
+# `uffd-harness run`'s exit codes, for a CI job to act on (README: "Exit codes").
+EXIT_PASSED = 0  # every case passed or is a known kernel bug (xfail); some case passed
+EXIT_FAILED = 1  # a case failed or errored, an XPASS, nothing passed, nothing collected
+EXIT_HARNESS = 2  # a usage or harness error: bad flag, directory in use, pytest error
+EXIT_CRASH = 3  # the kernel crashed: in a test, at boot, between tests, after the last
 #: The limit of boot's command and of agent's run when neither --timeout nor
 #: --guest-timeout is given.
 BOOT_COMMAND_TIMEOUT = 24 * 3600.0
@@ -170,20 +175,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"uffd-harness run: pytest {' '.join(argv)}", file=sys.stderr, flush=True)
     rc = run_pytest(argv)
     path = results / "results.json"
+    data = None
     if path.exists():
         data = json.loads(path.read_text())
         records = [TestRecord(**t) for t in data["tests"]]
         print("\n== uffd-harness summary ==")
-        print(summary_text(records, results, data["meta"].get("boot_crashes")), end="")
+        print(summary_text(records, results, data["meta"].get("session_crashes")), end="")
     if rc == pytest.ExitCode.INTERRUPTED:
         print("uffd-harness run: interrupted; the results above are what finished", file=sys.stderr)
-        return interrupted_exit_code()
-    if rc == pytest.ExitCode.USAGE_ERROR:
-        return UsageError.exit_code  # pytest printed the one line; ours exit 2, as any usage
     if rc == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("uffd-harness run: no tests were collected", file=sys.stderr)
-        return 1
-    return rc
+    code = run_exit_code(rc, data, interrupted_exit_code())
+    if code == EXIT_CRASH:
+        print(f"uffd-harness run: the kernel crashed (exit {EXIT_CRASH})", file=sys.stderr)
+    return code
+
+
+def kernel_crashed(data: dict | None) -> bool:
+    """Whether results.json holds a kernel crash: in a test's record, or outside every test
+    (at boot, in a boot that failed, between tests, after the last one, a kmemleak leak)."""
+    if not data:
+        return False
+    return bool(data.get("meta", {}).get("session_crashes")) or any(
+        t.get("crashes") for t in data.get("tests", [])
+    )
+
+
+def run_exit_code(pytest_rc: int, data: dict | None, interrupted: int) -> int:
+    """`uffd-harness run`'s exit code from pytest's and the results (None: no results.json).
+
+    Most urgent first: a stopped run (128 + the signal), a usage or harness error (2), a
+    kernel crash (3, whatever the tests said), failures (1), all passed (0). pytest's own
+    codes never leak out: its internal error is ours (2) and its 4 is a usage error (2)."""
+    from pytest import ExitCode
+
+    if pytest_rc == ExitCode.INTERRUPTED:
+        return interrupted
+    if pytest_rc in (ExitCode.INTERNAL_ERROR, ExitCode.USAGE_ERROR):  # pytest said why
+        return EXIT_HARNESS
+    if kernel_crashed(data):
+        return EXIT_CRASH
+    if pytest_rc == ExitCode.OK:
+        return EXIT_PASSED
+    return EXIT_FAILED  # TESTS_FAILED, NO_TESTS_COLLECTED, or a code pytest added later
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

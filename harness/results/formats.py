@@ -19,15 +19,26 @@ def to_json(records: list[TestRecord], meta: dict) -> str:
     return f'{head[:-1]},\n "tests": [\n  {tests}\n ]\n}}\n'
 
 
-def to_junit(records: list[TestRecord], suite: str = "uffd-harness") -> str:
+#: The JUnit test case that carries the kernel crashes found outside every test.
+OUTSIDE_TESTS = "kernel console outside the tests"
+
+
+def to_junit(
+    records: list[TestRecord],
+    suite: str = "uffd-harness",
+    session_crashes: list[dict] | None = None,
+) -> str:
+    """One test case per record, plus one failed case for the kernel crashes found outside
+    every test (a CI that reads only JUnit must still see why the run failed)."""
     c = counts(records)
+    extra = 1 if session_crashes else 0
     root = ET.Element("testsuites")
     ts = ET.SubElement(
         root,
         "testsuite",
         name=suite,
-        tests=str(len(records)),
-        failures=str(c["failed"] + c["xpassed"]),
+        tests=str(len(records) + extra),
+        failures=str(c["failed"] + c["xpassed"] + extra),
         errors=str(c["error"]),
         skipped=str(c["skipped"] + c["xfailed"]),
         time=f"{sum(r.duration for r in records):.3f}",
@@ -45,6 +56,13 @@ def to_junit(records: list[TestRecord], suite: str = "uffd-harness") -> str:
         if r.reproduce:
             props = ET.SubElement(case, "properties")
             ET.SubElement(props, "property", name="reproduce", value=r.reproduce)
+    if session_crashes:
+        case = ET.SubElement(ts, "testcase", classname=suite, name=OUTSIDE_TESTS, time="0.000")
+        titles = "; ".join(dict.fromkeys(c["title"] for c in session_crashes))
+        ET.SubElement(case, "failure", message=f"kernel crash: {titles}"[:500]).text = "\n\n".join(
+            f"{c['title']} ({crash_place(c)}; {c.get('console', '')})\n{c.get('text', '')}"
+            for c in session_crashes
+        )
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -126,8 +144,17 @@ _CELL = {
 }
 
 
+def crash_place(crash: dict) -> str:
+    """`between tests (after test_a, before test_b)`: where a crash that belongs to no test
+    was found (a session crash record's phase and neighbours)."""
+    around = [f"{k} {crash[k]}" for k in ("after", "before", "during") if crash.get(k)]
+    return crash.get("phase", "at boot") + (f" ({', '.join(around)})" if around else "")
+
+
 def summary_text(
-    records: list[TestRecord], root: Path | None = None, boot_crashes: list[dict] | None = None
+    records: list[TestRecord],
+    root: Path | None = None,
+    session_crashes: list[dict] | None = None,
 ) -> str:
     """Workload x memory type table of agent cases, then other tests, crashes, and files.
 
@@ -169,9 +196,11 @@ def summary_text(
     crashes = [(r.name, c["title"]) for r in records for c in r.crashes]
     if crashes:
         lines += ["", "kernel crashes:"] + [f"  {title}  ({name})" for name, title in crashes]
-    if boot_crashes:
-        lines += ["", "kernel crashes outside any test (at boot):"]
-        lines += [f"  {c['title']}  ({c.get('console', '')})" for c in boot_crashes]
+    if session_crashes:
+        lines += ["", "kernel crashes outside any test:"]
+        lines += [
+            f"  {c['title']}  ({crash_place(c)}; {c.get('console', '')})" for c in session_crashes
+        ]
     expected = [r for r in records if r.outcome == "xfailed"]
     if expected:
         lines += ["", "known kernel bugs (xfailed):"]

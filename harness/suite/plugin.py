@@ -20,6 +20,7 @@ from harness.events import Event
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel
+from harness.results.formats import crash_place
 from harness.results.hardware import hardware_fingerprint
 from harness.results.provenance import provenance
 from harness.results.record import TestRecord, count_line, counts
@@ -37,6 +38,19 @@ _SLICE = pytest.StashKey[tuple]()  # (guest, console offset at the test's start,
 _RUN = pytest.StashKey[RunDir]()
 _LOCK = pytest.StashKey[IO[str]]()
 _SETTINGS = pytest.StashKey[dict]()
+#: Kernel reports found on the console outside every test's slice (at boot, between tests,
+#: after the last test, in a boot that failed), and the leaks kmemleak lists at the end.
+_SESSION_CRASHES = pytest.StashKey[list]()
+#: Where a worker sends its session crashes to the controller (xdist's workeroutput).
+_WORKEROUTPUT_KEY = "uffd_session_crashes"
+#: The guest command that lists kmemleak's leaks at the end of a run, on kernels that have
+#: it: two scans (an object must be unreferenced for 5 s before one reports it), then the
+#: list. Nothing at all on kernels without CONFIG_DEBUG_KMEMLEAK (or with it disabled).
+KMEMLEAK_COMMAND = (
+    "d=/sys/kernel/debug; [ -e $d/kmemleak ] || mount -t debugfs debugfs $d 2>/dev/null; "
+    "[ -w $d/kmemleak ] || exit 0; echo scan > $d/kmemleak 2>/dev/null || exit 0; sleep 6; "
+    "echo scan > $d/kmemleak; cat $d/kmemleak"
+)
 
 
 def _settings(config: pytest.Config) -> dict[str, object]:
@@ -67,6 +81,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "guest: boots a real QEMU guest")
+    config.stash[_SESSION_CRASHES] = []
     try:
         config.stash[_SETTINGS] = resolve(config.getoption, "pytest")
     except HarnessError as e:
@@ -87,7 +102,8 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"uffd-harness: {e}") from None
     root = given or Path(config.rootpath) / "results" / run_id
     config.stash[_RUN] = RunDir(Path(root), {"run_id": run_id, "harness": provenance()}, run_id)
-    config.pluginmanager.register(ResultsRecorder(config.stash[_RUN]), "uffd-harness-results")
+    recorder = ResultsRecorder(config.stash[_RUN], config.stash[_SESSION_CRASHES])
+    config.pluginmanager.register(recorder, "uffd-harness-results")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -95,6 +111,43 @@ def pytest_configure_node(node) -> None:  # pytest-xdist: workers share the run 
     run = node.config.stash[_RUN]
     node.workerinput["uffd_results"] = str(run.root)
     node.workerinput["uffd_run"] = run.run_id
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker's session crashes go to the controller with its workeroutput: when the
+    session ends (the guest pool closed, its console's unattributed rest examined) there
+    is no test report left to carry them. trylast: after pytest's own sessionfinish, which
+    tears the session fixtures down when the run was interrupted."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_WORKEROUTPUT_KEY] = list(session.config.stash.get(_SESSION_CRASHES, []))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # pytest-xdist, in the controller
+    """A worker's session crashes, received with its workeroutput. A worker that died has
+    none to send (its last console lines are kept with its test: see ResultsRecorder)."""
+    crashes = getattr(node, "workeroutput", None) or {}
+    node.config.stash[_SESSION_CRASHES].extend(crashes.get(_WORKEROUTPUT_KEY, []))
+
+
+def _session_crash(
+    c, console: str, phase: str, after: str = "", before: str = "", during: str = ""
+) -> dict:
+    """A crash record that belongs to no test: where on which console it was found."""
+    record = {
+        "kind": c.kind,
+        "title": c.title,
+        "text": c.text,
+        "console": console,
+        "phase": phase,
+        "after": after,
+        "before": before,
+    }
+    if during:
+        record["during"] = during
+    return record
 
 
 class GuestPool:
@@ -108,7 +161,14 @@ class GuestPool:
         self.guest: Guest | None = None
         self.agent: AgentSession | None = None
         self.boots = 0
-        self.boot_crashes: list[dict] = []
+        #: Every kernel report outside a test's slice (shared with the results recorder, or
+        #: sent to the controller by a worker).
+        self.session_crashes: list[dict] = config.stash[_SESSION_CRASHES]
+        #: The current guest's console is examined up to this byte offset: every byte
+        #: before it belongs to its boot, to a test's slice, or to a gap already parsed.
+        self.attributed = 0
+        #: The last test whose slice was cut from the current guest's console.
+        self.last_test = ""
         self.hardware_sent = False
         self.pending_meta: dict = {}
         self.timeout: float | None = None
@@ -143,26 +203,59 @@ class GuestPool:
             except HarnessError as e:
                 guest.cleanup()
                 self.failed_boots.append(str(e))
+                # A kernel that crashed while booting: its whole console is the boot's.
+                self._examine(guest, 0, None, "in a boot that failed")
                 raise
             self.failed_boots = []
             self.guest = guest
+            self.last_test = ""
+            self.attributed = 0
             if self.settings["gcov"]:
                 from harness.guest import gcov
 
                 gcov.reset(guest)  # the suite's coverage, not the boot's
             self._record_hardware(guest)
-            from harness.verdict.crashlog import parse
-
+            # The boot's console up to now; what follows belongs to a test or a gap.
+            self.attributed = self._examine(guest, 0, guest.console.offset(), "at boot")
             # The boot's ring buffer goes to its own file and is cleared, so each test's
             # dmesg holds only what was written while it ran.
             boot_dmesg = guest.run("dmesg -c", timeout=60).stdout
             (self.run.root / f"dmesg-boot-{self.worker}-{self.boots}.txt").write_bytes(boot_dmesg)
-            # Reported with the first test on this guest; they belong to no test.
-            self.boot_crashes += [
-                {"kind": c.kind, "title": c.title, "text": c.text, "console": log.name}
-                for c in parse(guest.console.read())
-            ]
         return self.guest
+
+    def _examine(
+        self, guest: Guest, start: int, end: int | None, phase: str, before: str = ""
+    ) -> int:
+        """Parse console bytes [start, end) of `guest` (to its end when `end` is None) as
+        belonging to no test; returns the offset examined up to."""
+        from harness.verdict.crashlog import parse
+
+        if end is None:
+            end = guest.console.offset()
+        if end > start:
+            name = guest.console.path.name
+            after = self.last_test if phase != "at boot" else ""
+            self.session_crashes += [
+                _session_crash(c, name, phase, after, before)
+                for c in parse(guest.console.read(start, end))
+            ]
+        return max(start, end)
+
+    def begin_test(self, guest: Guest, nodeid: str) -> int:
+        """The console offset where a test's slice starts; what the console printed since
+        the last slice (a teardown, a setup, the guest's own background) is examined as a
+        gap between tests."""
+        start = guest.console.offset()
+        if guest is self.guest and start > self.attributed:
+            name = nodeid.split("::", 1)[-1]
+            self.attributed = self._examine(guest, self.attributed, start, "between tests", name)
+        return start
+
+    def end_test(self, guest: Guest, end: int, nodeid: str) -> None:
+        """A test's slice has been cut up to `end`."""
+        if guest is self.guest:
+            self.attributed = max(self.attributed, end)
+            self.last_test = nodeid.split("::", 1)[-1]
 
     def _record_hardware(self, guest: Guest) -> None:
         """Sent with the next report: under xdist only the controller writes results."""
@@ -189,15 +282,41 @@ class GuestPool:
             self.agent = AgentSession(guest, build_agent())
         return self.agent
 
-    def discard(self) -> None:
+    def discard(self, phase: str = "between tests") -> None:
         if self.guest:
+            if self._healthy():
+                # Every guest's leaks, before it goes (with --fresh-guest, one per test).
+                self._kmemleak()
             self.guest.stop()
+            # What the console printed after the last slice, up to the guest's very end.
+            self._examine(self.guest, self.attributed, None, phase)
             self.guest.cleanup()  # its private work dir; the console log is in the results
         self.guest = None
         self.agent = None
 
     def close(self) -> None:
-        self.discard()
+        self.discard("after the last test")
+
+    def _kmemleak(self) -> None:
+        """kmemleak's list of leaks before a guest stops, at the end of the run or when it is
+        replaced (kernels with kmemleak only), each leak a session crash: a leak belongs to
+        no one test."""
+        from harness.verdict.crashlog import parse
+
+        guest = self.guest
+        assert guest is not None
+        try:
+            out = guest.run(KMEMLEAK_COMMAND, timeout=120).stdout.decode(errors="replace")
+        except HarnessError as e:
+            # The guest's console is still examined to its end by discard().
+            out = f"(kmemleak not read: {e})\n"
+        name = f"kmemleak-{self.worker}-{self.boots}.txt"
+        if out.strip():
+            (self.run.root / name).write_text(out)
+        self.session_crashes += [
+            _session_crash(c, name, "kmemleak before the guest stopped", self.last_test)
+            for c in parse(out)
+        ]
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +333,7 @@ def guest(guest_pool: GuestPool, request: pytest.FixtureRequest) -> Iterator[Gue
         g = guest_pool.get()
     except HarnessError as e:
         pytest.fail(f"guest did not start: {e}", pytrace=False)
-    request.node.stash[_SLICE] = (g, g.console.offset(), guest_pool)
+    request.node.stash[_SLICE] = (g, guest_pool.begin_test(g, request.node.nodeid), guest_pool)
     yield g
     if guest_pool.settings["fresh_guest"]:
         guest_pool.discard()
@@ -271,9 +390,6 @@ def _attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.Te
     if pool.pending_meta:
         report.user_properties.append(("run_meta", pool.pending_meta))
         pool.pending_meta = {}
-    if pool.boot_crashes:
-        report.user_properties += [("boot_crash", c) for c in pool.boot_crashes]
-        pool.boot_crashes = []
     exc = call.excinfo.value if call.excinfo is not None else None
     if isinstance(exc, (GuestHang, CommandTimeout)) and guest.alive():
         # A guest command outlived its limit: take the guest's own account of what is
@@ -287,7 +403,9 @@ def _attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.Te
         # The guest died under the test (panic=-1 makes QEMU exit): let its last console
         # lines land before the slice is cut.
         guest.wait_exit(10.0)
-    text = guest.console.read(start)
+    end = guest.console.offset()
+    text = guest.console.read(start, end)
+    pool.end_test(guest, end, item.nodeid)
     name = _safe_name(item.nodeid)
     slice_path = run.root / "logs" / f"{name}.console.log"
     slice_path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,6 +424,19 @@ def _attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.Te
     from harness.verdict.crashlog import parse
 
     crashes = parse(text)
+    # kmemleak's scan thread reports, every 10 minutes, leaks made at any time before: the
+    # test that happened to run then did not make them. They fail the run, not this test.
+    leaks = [c for c in crashes if c.kind == "memory-leak"]
+    crashes = [c for c in crashes if c.kind != "memory-leak"]
+    pool.session_crashes += [
+        _session_crash(
+            c,
+            guest.console.path.name,
+            "kmemleak scan while a test ran",
+            during=item.nodeid.split("::", 1)[-1],
+        )
+        for c in leaks
+    ]
     for c in crashes:
         report.user_properties.append(("crash", {"kind": c.kind, "title": c.title, "text": c.text}))
     if crashes:
@@ -388,8 +519,11 @@ def _reason(report: pytest.TestReport) -> str:
 class ResultsRecorder:
     """One record per test, kept in the controller process (xdist sends it every report)."""
 
-    def __init__(self, run: RunDir):
+    def __init__(self, run: RunDir, session_crashes: list[dict] | None = None):
         self.run = run
+        #: Crashes outside every test: this process's guest pool adds to it, and so does
+        #: pytest_testnodedown with each xdist worker's.
+        self.session_crashes = [] if session_crashes is None else session_crashes
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -406,9 +540,6 @@ class ResultsRecorder:
         props = {k: v for k, v in report.user_properties if k != "crash"}
         for key, value in props.get("run_meta", {}).items():
             self.run.meta.setdefault(key, value)
-        boot = [v for k, v in report.user_properties if k == "boot_crash"]
-        if boot:
-            self.run.meta.setdefault("boot_crashes", []).extend(boot)
         if not props.get("uffd_guest") or (report.when != "call" and not setup_problem):
             return
         outcome = "error" if setup_problem and report.failed else _outcome(report)
@@ -454,8 +585,14 @@ class ResultsRecorder:
             )
         )
 
+    @pytest.hookimpl(trylast=True)  # after pytest's own, which may close the guest pool
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.run.records:
+        if self.session_crashes:
+            self.run.meta["session_crashes"] = list(self.session_crashes)
+            if session.exitstatus == pytest.ExitCode.OK:
+                # A crash anywhere fails the run, whichever test it fell between.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if not self.run.records and not self.session_crashes:
             return
         with signals_deferred():
             self.run.flush()
@@ -465,6 +602,12 @@ class ResultsRecorder:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        for c in self.session_crashes:
+            terminalreporter.write_line(
+                f"uffd-harness: kernel crash outside any test, {crash_place(c)}: {c['title']} "
+                f"({c['console']})",
+                red=True,
+            )
         if not self.run.records:
             return
         terminalreporter.write_line(f"uffd-harness results: {self.run.root}")

@@ -107,6 +107,7 @@ _HEADER_HINTS = (
     "UBSAN",
     "unreferenced object",
     "LOCKUP",
+    "suspected memory leak",
 )
 
 
@@ -128,7 +129,8 @@ IGNORED = tuple(
         r"(?:handler|interrupt).*took too long",
         r"general protection fault ip:",  # a user process's fault (traps: lines)
         r"\berror:\d+ in [^ ]+\[",
-        r"^traps: ",
+        # user-space faults (`traps: a.out[123] ...`), not the kernel's own double fault
+        r"^traps: (?!PANIC: double fault)",
     )
 )
 
@@ -205,7 +207,7 @@ GENERIC_FRAMES = re.compile(
 # same), so repeated stalls of one bug get one title.
 _STALL_ANCHORS = re.compile(
     r"(?:do_syscall_\w+|do_fast_syscall_\w+|process_one_work|ret_from_fork\w*|kthread|"
-    r"smpboot_thread_fn|cpu_startup_entry|start_secondary|vfs_(?:read|write|ioctl|open)|"
+    r"smpboot_thread_fn|cpu_startup_entry|start_secondary|_*vfs_(?:read|write|ioctl|open)|"
     r"do_iter_\w+|handle_mm_fault|__do_fault|task_work_run|__fput|call_timer_fn|"
     r"run_timer_softirq|run_ksoftirqd|__do_softirq)$"
 )
@@ -215,6 +217,10 @@ _HUNG_SKIP = (r".*(?:sched|_lock|_slowlock|down|completion|wait|synchronize|__sw
 _FREE_SKIP = _regexes(
     r"""free_\w+ __free_\w+ _*folios?_put\w* put_page\w* release_pages \w+_and_swap_cache
     tlb_\w+"""
+)
+_SLUB_SKIP = _regexes(
+    r"""check_\w+ \w*_debug_processing slab_err object_err slab_bug print_\w+ on_freelist
+    free_to_partial_list \w*slab_free\w* __kmem_cache_free\w* do_slab_free restore_bytes"""
 )
 _ALLOC_SKIP = _regexes(
     r""".*alloc.* .*kmemleak.* kmem_\w+ create_object\w* .*strn?dup.* .*memdup.*
@@ -305,7 +311,8 @@ PATTERNS: tuple[Pattern, ...] = (
     # line: panic messages are already stable, and users grep for that wording.
     _p("panic", r"^Kernel panic - not syncing: (?P<msg>.*)", "Kernel panic - not syncing: {msg}",
        stack=False),
-    _p("panic", r"^PANIC: double fault", "PANIC: double fault in {func}", "rip",
+    # traps.c prints it with its pr_fmt ("traps: ") since 5.x
+    _p("panic", r"^(?:traps: )?PANIC: double fault", "PANIC: double fault in {func}", "rip",
        fallback=("PANIC: double fault",)),
     # --- sanitizers: reports framed by ===== lines
     _p("kasan", r"^BUG: KASAN: (?:double-free or invalid-free|double-free|invalid-free) in "
@@ -378,6 +385,11 @@ PATTERNS: tuple[Pattern, ...] = (
        "stack", fallback=("BUG: Invalid wait context",)),
     _p("lockdep", r"^BUG: .* still has locks held", "BUG: still has locks held in {func}",
        "at", "stack", fallback=("BUG: still has locks held",)),
+    # `WARNING: Nested lock was not taken` (4.15 on; `[ BUG: ... ]` before): a lock taken
+    # with a nest_lock annotation (mutex_lock_nest_lock) whose outer lock is not held.
+    _p("lockdep", r"^(?:\[ )?(?:WARNING|BUG): Nested lock was not taken",
+       "WARNING: nested lock was not taken in {func}", "at", "stack",
+       fallback=("WARNING: nested lock was not taken",)),
     _p("lockdep", r"^INFO: trying to register non-static key",
        "INFO: trying to register non-static key in {func}", "stack",
        fallback=("INFO: trying to register non-static key",)),
@@ -402,12 +414,19 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("list-corruption", r"^kernel BUG at \S*lib/list_debug\.c",
        "BUG: corrupted list in {func}", *_FAULT, fallback=("BUG: corrupted list",)),
     *_warnings(r"lib/list_debug\.c", "list-corruption", "BUG: corrupted list in {func}"),
-    _p("slab-corruption", r"^BUG [\w-]+ \(.*\): (?P<what>.+)", "BUG: {what} in {func}",
-       "stack", fallback=("BUG: {what}",)),
+    # SLUB's own checks (SLUB_DEBUG): `BUG kmalloc-1k (Tainted: ...): Poison overwritten`. The
+    # title names the caller that freed or allocated, not SLUB's checking functions, and no
+    # object count (`Slab has 0 allocated objects but 1 are to be freed`).
+    _p("slab-corruption", r"^BUG [\w-]+ \(.*\): (?P<slabmsg>.+)", "BUG: {slabmsg} in {func}",
+       "stack", fallback=("BUG: {slabmsg}",), skip=_SLUB_SKIP),
     # --- kmemleak: `BUG: memory leak` (syzkaller) is refined by the object that follows
     _p("memory-leak", r"^unreferenced object 0x[0-9a-f]+", "memory leak in {func}", "stack",
        skip=_ALLOC_SKIP, fallback=("memory leak",)),
     _p("memory-leak", r"^BUG: memory leak$", "memory leak", weak=True, stack=False),
+    # kmemleak's scan thread (or `echo scan`) found leaks; the objects themselves are listed in
+    # /sys/kernel/debug/kmemleak, which the harness reads at the end of a run.
+    _p("memory-leak", r"^kmemleak: \d+ new suspected memory leaks?\b",
+       "kmemleak: new suspected memory leaks", stack=False),
     # --- kernel BUG() and traps
     _p("bug", r"^kernel BUG at \S*mm/usercopy\.c", "BUG: bad usercopy in {func}", "stack",
        skip=(r".*usercopy.*", r"_*check_\w+"), fallback=("BUG: bad usercopy",)),
@@ -434,8 +453,9 @@ PATTERNS: tuple[Pattern, ...] = (
                skip=(r".*usercopy.*", r"_*check_\w+")),
     *_warnings(r"kernel/locking/lockdep\.c", "lockdep", "WARNING: locking bug in {func}"),
     *_warnings("", "warning", "WARNING in {func}"),
-    # --- anything else the kernel calls a BUG
-    _p("bug", r"^BUG: (?P<msg>\S.*)", "BUG: {msg}", stack=False),
+    # --- anything else the kernel calls a BUG: titled by its message without what changes
+    # from run to run (see _bug_message)
+    _p("bug", r"^BUG: (?P<bugmsg>\S.*)", "BUG: {bugmsg}", stack=False),
 )
 # fmt: on
 
@@ -679,11 +699,39 @@ def _normalize(msg: str) -> str:
     return msg.strip().rstrip(".")
 
 
+# What a free-form `BUG: ...` message carries that is not the bug: the detail after a colon
+# or a comma (a task, a count, a subclass), bracketed and braced parts, CPU numbers and the
+# task names and pids printed with them, addresses, numbers.
+_BUG_VOLATILE = tuple(
+    (re.compile(p), r)
+    for p, r in (
+        (r"(?::\s|,\s).*$", ""),
+        (r"\[[^\]]*\]|\{[^}]*\}|\([^)]*\)", " "),
+        (r"\b(?:on\s+)?(?:CPU|cpu)\s*#?\s*\d+", " "),
+        (r"\S+/\d+\b", " "),
+        (r"\b(?:0x)?[0-9a-fA-F]{8,}\b|0x[0-9a-fA-F]+", " "),
+        (r"\b\d+\b", " "),
+    )
+)
+
+
+def _bug_message(msg: str) -> str:
+    """`BUG: spinlock bad magic on CPU#1, kworker/1:2/57` -> `spinlock bad magic`: the same
+    bug gets the same title on every run, CPU, task and address."""
+    for rx, repl in _BUG_VOLATILE:
+        msg = rx.sub(repl, msg)
+    return re.sub(r"\s+", " ", msg).strip().rstrip("!.: ") or "corrupted"
+
+
 def _title(rep: _Report, body: str) -> tuple[str, bool]:
     values: dict[str, str] = {}
     for m in rep.matches:
         for k, v in m.groupdict().items():
-            if v and k != "func":
+            if v and k == "bugmsg":
+                values.setdefault(k, _bug_message(v))
+            elif v and k == "slabmsg":
+                values.setdefault(k, re.sub(r"\b\d+\b", "N", _normalize(v)))
+            elif v and k != "func":
                 values.setdefault(k, _normalize(v) if k in ("msg", "what") else v)
     if rep.pattern.extra and (x := rep.pattern.extra.search(body)):
         values.update({k: v for k, v in x.groupdict().items() if v})

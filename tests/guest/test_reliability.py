@@ -222,6 +222,11 @@ def test_a_kernel_that_cannot_boot_stops_costing_boots_after_two(settings, tmp_p
         "console-main-2.log",
     ]
     assert "Kernel panic - not syncing" in (results / "console-main-1.log").read_text()
+    # The panics of the boots that failed are session crashes, one per boot's console.
+    crashes = json.loads((results / "results.json").read_text())["meta"]["session_crashes"]
+    assert [(c["kind"], c["phase"], c["console"]) for c in crashes] == [
+        ("panic", "in a boot that failed", f"console-main-{n}.log") for n in (1, 2)
+    ], crashes
     assert not wait_gone(set(our_qemus()) - before)
 
 

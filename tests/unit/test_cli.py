@@ -78,3 +78,48 @@ def test_run_uses_the_suites_own_pytest_configuration(tmp_path, monkeypatch):
     ini = argv[argv.index("-c") + 1]
     assert ini.endswith("harness/suite/pytest.ini") and os.path.isfile(ini)
     assert argv[argv.index("--rootdir") + 1] == os.path.dirname(ini)
+
+
+# `uffd-harness run`'s exit codes (README: "Exit codes")
+A = {"name": "a", "outcome": "passed", "duration": 1.0, "reason": "", "crashes": []}
+PASSED = {"meta": {}, "tests": [A]}
+CRASHED_IN_A_TEST = {"meta": {}, "tests": [{**A, "crashes": [{"title": "WARNING"}]}]}
+CRASHED_OUTSIDE = {"meta": {"session_crashes": [{"title": "BUG: x"}]}, "tests": PASSED["tests"]}
+
+
+@pytest.mark.parametrize(
+    "pytest_rc, data, code",
+    [
+        (pytest.ExitCode.OK, PASSED, 0),
+        (pytest.ExitCode.TESTS_FAILED, PASSED, 1),
+        (pytest.ExitCode.NO_TESTS_COLLECTED, None, 1),
+        (pytest.ExitCode.USAGE_ERROR, None, 2),
+        (pytest.ExitCode.INTERNAL_ERROR, PASSED, 2),
+        (pytest.ExitCode.TESTS_FAILED, CRASHED_IN_A_TEST, 3),
+        (pytest.ExitCode.TESTS_FAILED, CRASHED_OUTSIDE, 3),
+        # A crash outside the tests fails the run even where pytest's own status is OK.
+        (pytest.ExitCode.OK, CRASHED_OUTSIDE, 3),
+        (pytest.ExitCode.INTERRUPTED, CRASHED_IN_A_TEST, 143),
+        (pytest.ExitCode.INTERRUPTED, None, 143),
+    ],
+)
+def test_run_exit_codes(pytest_rc, data, code):
+    from harness.cli.main import run_exit_code
+
+    assert run_exit_code(int(pytest_rc), data, 143) == code
+
+
+def test_run_exits_3_and_says_so_when_the_results_hold_a_crash(tmp_path, monkeypatch, capsys):
+    import json
+
+    results = tmp_path / "r"
+
+    def fake_main(argv):
+        (results / "results.json").write_text(json.dumps(CRASHED_OUTSIDE))
+        return pytest.ExitCode.TESTS_FAILED
+
+    monkeypatch.setattr(pytest, "main", fake_main)
+    assert main(["run", "--results", str(results)]) == 3
+    err = capsys.readouterr()
+    assert "the kernel crashed (exit 3)" in err.err
+    assert "kernel crashes outside any test" in err.out

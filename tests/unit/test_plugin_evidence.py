@@ -1,6 +1,7 @@
 """The report hook attaches a test's kernel evidence; when collecting it fails, that test
 fails with the reason instead of pytest aborting the whole session (INTERNALERROR)."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pluggy
@@ -12,13 +13,18 @@ from harness.suite import plugin as pytest_plugin
 
 
 class FakeConsole:
+    path = Path("console-main-1.log")
+
     def __init__(self, text: str | Exception):
         self.text = text
 
-    def read(self, start: int = 0) -> str:
+    def offset(self) -> int:
+        return 0 if isinstance(self.text, Exception) else len(self.text)
+
+    def read(self, start: int = 0, end: int | None = None) -> str:
         if isinstance(self.text, Exception):
             raise self.text
-        return self.text[start:]
+        return self.text[start:end]
 
 
 class FakeGuest:
@@ -36,8 +42,16 @@ class FakeGuest:
         return SimpleNamespace(stdout=self.dmesg)
 
 
-def report_for(tmp_path, guest: FakeGuest, outcome: str = "passed") -> pytest.TestReport:
-    pool = SimpleNamespace(pending_meta={}, boot_crashes=[], agent=None, settings={"gcov": None})
+def report_for(
+    tmp_path, guest: FakeGuest, outcome: str = "passed", pool_out: dict | None = None
+) -> pytest.TestReport:
+    pool = SimpleNamespace(
+        pending_meta={},
+        agent=None,
+        end_test=lambda guest, end, nodeid: None,
+        session_crashes=[],
+        settings={"gcov": None},
+    )
     stash = pytest.Stash()
     stash[pytest_plugin._SLICE] = (guest, 0, pool)
     config = SimpleNamespace(stash=pytest.Stash())
@@ -48,6 +62,8 @@ def report_for(tmp_path, guest: FakeGuest, outcome: str = "passed") -> pytest.Te
         config=config,
         get_closest_marker=lambda name: None,
     )
+    if pool_out is not None:
+        pool_out["pool"] = pool
     report = pytest.TestReport(item.nodeid, ("x", 0, "x"), {}, outcome, None, "call")
     hook = pytest_plugin.pytest_runtest_makereport(item, SimpleNamespace(excinfo=None))
     next(hook)
@@ -87,4 +103,19 @@ def test_a_broken_evidence_step_fails_only_this_test(tmp_path):
     assert report.failed
     assert "could not collect this test's kernel evidence: RuntimeError: console gone" in str(
         report.longrepr
+    )
+
+
+def test_a_kmemleak_scan_line_in_a_slice_fails_the_run_not_the_test(tmp_path):
+    """kmemleak's scan thread reports leaks made at any time before: not this test's."""
+    line = "[  612.3] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n"
+    stash_holder: dict = {}
+    report = report_for(tmp_path, FakeGuest(FakeConsole(line), b""), pool_out=stash_holder)
+    assert report.passed
+    assert not [v for k, v in report.user_properties if k == "crash"]
+    (crash,) = stash_holder["pool"].session_crashes
+    assert (crash["title"], crash["phase"], crash["during"]) == (
+        "kmemleak: new suspected memory leaks",
+        "kmemleak scan while a test ran",
+        "test_x",
     )

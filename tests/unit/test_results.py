@@ -3,7 +3,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.results.formats import summary_text, to_junit, to_kcidb
+from harness.results.formats import OUTSIDE_TESTS, summary_text, to_junit, to_kcidb
 from harness.results.hardware import hardware_fingerprint
 from harness.results.record import TestRecord, count_line
 from harness.results.rundir import RunDir
@@ -60,6 +60,22 @@ def test_junit():
     assert cases["agent[wp-basic-anon]"].find("failure") is None
     skipped = cases["agent[wp-fork-cow-hugetlb-private]"].find("skipped")
     assert skipped is not None and "xfailed" in skipped.get("message")
+
+
+def test_junit_has_a_failed_case_for_crashes_outside_the_tests():
+    crash = {"kind": "hung-task", "title": "INFO: task hung in pipe_read", "text": "INFO: task"}
+    crash.update(console="console-main-1.log", phase="between tests", after="a", before="b")
+    root = ET.fromstring(to_junit(records(), session_crashes=[crash, crash]).split("?>", 1)[1])
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures")) == ("5", "2")
+    (case,) = [c for c in suite.findall("testcase") if c.get("name") == OUTSIDE_TESTS]
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "kernel crash: INFO: task hung in pipe_read"
+    assert "between tests (after a, before b); console-main-1.log" in (failure.text or "")
+    # None outside the tests: no such case.
+    assert OUTSIDE_TESTS not in to_junit(records())
 
 
 def test_kcidb():
