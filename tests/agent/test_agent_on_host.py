@@ -218,12 +218,13 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     assert by_name["minor-basic"] == {"shmem", "hugetlb", "hugetlb-1g"}
     assert by_name["minor-private"] == {"shmem-private", "hugetlb-private"}
     assert by_name["minor-anon-rejected"] == {"anon", "anon-thp"}
+    assert by_name["api"] == {"anon"}  # memory-independent
+    assert by_name["wp-migrate"] == CLASSIC_TYPES | {"anon-thp"}
     for name in (
         "missing-copy",
         "missing-zeropage",
         "missing-dontwake",
         "fill-contract",
-        "api",
         "detach",
         "events",
         "sigbus",
