@@ -30,6 +30,15 @@ static inline unsigned pool_wait_ms(size_t n)
 	return WAIT_MS + 20U * (unsigned)n;
 }
 
+/*
+ * The same for n pages of area a, plus 30 s per GiB: the first touch of a 1 GiB page
+ * zeroes it, and under TCG QEMU may only then allocate the host memory behind it.
+ */
+static inline unsigned touch_wait_ms(const struct area *a, size_t n)
+{
+	return pool_wait_ms(n) + 30000U * (unsigned)((n * a->psize) >> 30);
+}
+
 struct fx {
 	struct run *run;
 	struct result *r;

@@ -26,8 +26,8 @@ bool alias_writes(struct fx *fx, const char *what, unsigned gen)
 	snprintf(quiet, sizeof(quiet), "%s-do-not-fault", what);
 	set_phase(r, "%s through the alias", what);
 	ok = write_pages(r, &fx->a, fx->a.alias, pages, n, fx->run->threads, fx->run->seed, gen, false,
-			 pool_wait_ms(n));
-	check_value(r, done, ok, 1, "writer threads on the alias finished within %u ms", pool_wait_ms(n));
+			 touch_wait_ms(&fx->a, n));
+	check_value(r, done, ok, 1, "writer threads on the alias finished within %u ms", touch_wait_ms(&fx->a, n));
 	if (!ok)
 		return false; /* the stuck writers still use pages */
 	free(pages);
@@ -78,8 +78,8 @@ bool read_expect_minor(struct fx *fx, const size_t *pages, size_t n)
 	bool ok;
 
 	set_phase(r, "read %zu pages through the registered mapping", n);
-	ok = read_pages(r, &fx->a, fx->a.base, pages, n, fx->run->threads, true, pool_wait_ms(n));
-	check_value(r, "reads-complete", ok, 1, "reader threads finished within %u ms", pool_wait_ms(n));
+	ok = read_pages(r, &fx->a, fx->a.base, pages, n, fx->run->threads, true, touch_wait_ms(&fx->a, n));
+	check_value(r, "reads-complete", ok, 1, "reader threads finished within %u ms", touch_wait_ms(&fx->a, n));
 	if (!ok)
 		return false;
 	check_minor_reads(fx, "one-minor-fault-per-page", before, n);

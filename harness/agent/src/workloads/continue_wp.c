@@ -53,8 +53,8 @@ void continue_wp(struct run *run)
 		return;
 	set_phase(r, "read through the registered mapping");
 	before = handler_stats(&fx.h);
-	ok = read_pages(r, &fx.a, fx.a.base, pages, n, run->threads, true, pool_wait_ms(n));
-	check_value(r, "reads-complete", ok, 1, "reader threads finished within %u ms", pool_wait_ms(n));
+	ok = read_pages(r, &fx.a, fx.a.base, pages, n, run->threads, true, touch_wait_ms(&fx.a, n));
+	check_value(r, "reads-complete", ok, 1, "reader threads finished within %u ms", touch_wait_ms(&fx.a, n));
 	if (!ok)
 		return;
 	check_minor_reads(&fx, "one-minor-fault-per-page", before, n);
