@@ -127,7 +127,8 @@ const struct workload workloads[] = {
 	  "cannot register a taken range (EBUSY); COPY: unknown mode EINVAL, a multi-page COPY reports its length, "
 	  "one that meets a populated page is EAGAIN with the bytes done; COPY_MODE_WP is EINVAL without MODE_WP, "
 	  "and after REGISTER adds it maps the page with bit 57 set, whose first write raises a WP fault; "
-	  "UNREGISTER of the middle of a protected range clears bit 57 there only",
+	  "UNREGISTER of the middle of a protected range clears bit 57 there only; a COPY from a never-touched "
+	  "source succeeds whole (the kernel's retry outside the lock) and maps zeros",
 	  fill_contract },
 	{ "api", MEMBIT(MEM_ANON),
 	  "UFFDIO_API: unreadable arg EFAULT, unknown feature EINVAL (zeroed), read-only arg EFAULT then API works; "

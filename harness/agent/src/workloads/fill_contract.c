@@ -12,7 +12,12 @@
  * - COPY_MODE_WP is EINVAL (`copy` = -EINVAL) where WP is not registered; REGISTER can
  *   add MODE_WP to a MISSING range; COPY_MODE_WP then maps the page with the uffd-wp bit
  *   (pagemap bit 57) and the first write to it raises a WP fault;
- * - UNREGISTER of part of a protected range clears bit 57 in that part only.
+ * - UNREGISTER of part of a protected range clears bit 57 in that part only;
+ * - COPY from a source never touched (no page behind it): the copy under the page table
+ *   lock cannot fault it in, so the kernel drops the lock, copies with faults allowed and
+ *   retries (the *pagep path of mcopy_atomic_pte, shmem_mfill_atomic_pte and
+ *   hugetlb_mcopy_atomic_pte); it succeeds with the whole length and maps the source's
+ *   bytes: zeros.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -194,6 +199,36 @@ out:
 	check_prefix(r, "");
 }
 
+static void copy_unpopulated_source(struct run *run)
+{
+	struct result *r = run->r;
+	size_t nonzero = 0;
+	int64_t out = 0;
+	struct fx fx;
+	char *src;
+	int rc;
+
+	check_prefix(r, "unpopulated-src-");
+	if (!fx_setup(&fx, run, 1, 0, 0, UFFDIO_REGISTER_MODE_MISSING, 0))
+		goto out;
+	src = mmap(NULL, fx.a.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!check_errno(r, "map-source", src == MAP_FAILED ? errno : 0, 0, "mmap a source, never touched"))
+		goto out_fx;
+	set_phase(r, "COPY from an unpopulated source");
+	rc = uffd_copy(fx.uffd, fx.a.base, src, fx.a.size, 0, &out);
+	check_errno(r, "copy-succeeds", -rc, 0, "UFFDIO_COPY of %zu bytes from an untouched source", fx.a.size);
+	check_value(r, "copy-reports-length", out, (long long)fx.a.size, "its copy field");
+	check_present(r, "copy-maps-page", fx.a.base, fx.a.size, true);
+	for (size_t i = 0; !rc && i < fx.a.size; i++)
+		nonzero += fx.a.base[i] != 0;
+	check_value(r, "copy-data-is-zero", (long long)nonzero, 0, "non-zero bytes in the filled page");
+	munmap(src, fx.a.size);
+out_fx:
+	fx_teardown(&fx);
+out:
+	check_prefix(r, "");
+}
+
 void fill_contract(struct run *run)
 {
 	struct result *r = run->r;
@@ -227,4 +262,5 @@ void fill_contract(struct run *run)
 	check_handler_clean(&fx);
 	munmap(src, fx.a.size);
 	fx_teardown(&fx);
+	copy_unpopulated_source(run);
 }
