@@ -49,6 +49,8 @@ class FileReport:
     branches: int = 0
     branches_taken: int = 0
     uncovered: list[Line] = field(default_factory=list)
+    #: Per function: [related executable lines, executed].
+    functions: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def percent(self) -> float:
@@ -119,6 +121,9 @@ def file_reports(
         text = source(path).splitlines()
         for n in sorted(set(rel) & set(lines)):
             r.lines += 1
+            per = r.functions.setdefault(rel[n], [0, 0])
+            per[0] += 1
+            per[1] += lines[n] > 0
             total, taken = branches.get(path, {}).get(n, (0, 0))
             r.branches += total
             r.branches_taken += taken

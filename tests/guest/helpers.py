@@ -1,8 +1,12 @@
 """Helpers for guest tests: making extra guests, finding our QEMU processes."""
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from harness.guest.guest import Guest, guest_from_settings
 from harness.guest.qemu import TOKEN_PARAM
@@ -61,3 +65,31 @@ def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
 def guest_flags(settings: dict, front: Front = "cli") -> list[str]:
     """Flags (of the CLI, or of pytest) that boot the same guest as the session's settings."""
     return as_flags(settings, front, GUEST)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+
+
+def ci_kernel_build(why: str) -> str:
+    """Run .ci/build-kernel.sh (it unpacks Debian's linux-source-6.1 into build/src, once
+    per package version, and builds build/min); its stdout. Without the source package it
+    skips, or fails in CI, which must build kernels; `why` names what needs it."""
+    if not SOURCE_TARBALL.exists():
+        reason = f"{SOURCE_TARBALL} missing: `apt-get install linux-source-6.1` for {why}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run {why}: {reason}", pytrace=False)
+        pytest.skip(reason)
+    # The script runs the uffd-harness of this Python's environment (a venv need not be
+    # on PATH).
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / ".ci" / "build-kernel.sh")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"kernel build failed:\n{proc.stderr[-4000:]}", pytrace=False)
+    return proc.stdout

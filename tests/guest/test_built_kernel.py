@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import guest_flags
+from .helpers import REPO_ROOT, ci_kernel_build, guest_flags
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 SMOKE = ["wp-basic", "wp-fork-cow", "minor-basic", "missing-copy", "continue-errors"]
 
 pytestmark = pytest.mark.timeout(3600)
@@ -27,25 +25,8 @@ def built_kernel() -> Path:
     given = os.environ.get("UFFD_BUILT_KERNEL")
     if given:
         return Path(given)
-    if not SOURCE_TARBALL.exists():
-        reason = f"{SOURCE_TARBALL} missing: `apt-get install linux-source-6.1` to build it"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must build a kernel: {reason}", pytrace=False)
-        pytest.skip(reason)
-    # The script runs the uffd-harness of this Python's environment (a venv need not be
-    # on PATH).
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    proc = subprocess.run(
-        ["bash", str(REPO_ROOT / ".ci" / "build-kernel.sh")],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": path},
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"kernel build failed:\n{proc.stderr[-4000:]}", pytrace=False)
-    bzimage = Path(REPO_ROOT / proc.stdout.split()[0])
-    assert bzimage.is_file(), proc.stdout
+    bzimage = Path(REPO_ROOT / ci_kernel_build("a built kernel").split()[0])
+    assert bzimage.is_file(), bzimage
     return bzimage
 
 

@@ -192,6 +192,7 @@ def test_file_report_counts_related_executable_lines_only():
         (marker, "pte_marker_clear", "needs a marker nobody installs"),
     ]
     assert [u.line for u in r.unexplained] == [arm]
+    assert r.functions == {"do_wp_page": [2, 1], "pte_marker_clear": [1, 0]}
     table = format_table([r])
     assert "MISSED" in table and f"do_wp_page: {arm}  (return handle_userfault" in table
     assert "needs a marker nobody installs" in table
