@@ -15,6 +15,7 @@ from harness import HarnessError, UsageError
 from harness.cli.progress import Clock
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout
+from harness.kernel.image import KernelImage
 from harness.settings.options import add_guest_args, add_suite_args, arg_type, settings_from_args
 from harness.settings.schema import GUEST, SUITE, as_flags
 from harness.settings.values import parse_seconds
@@ -131,12 +132,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         if suite:
             results, _ = parse_output(res.stdout.decode(errors="replace"))
             print(json.dumps(results, indent=1))
-            code = _suite_verdicts(results, guest.kernel.release)
+            code = _suite_verdicts(results, guest.kernel)
     return 1 if guest.crashes and code == 0 else code
 
 
-def _suite_verdicts(results: object, release: str) -> int:
+def _suite_verdicts(results: object, kernel: KernelImage) -> int:
     """Print one line per non-passing case and the count line; 1 on an unexpected failure."""
+    from harness.kernel.info import kernel_config
     from harness.results.record import TestRecord, count_line
     from harness.verdict.known_issues import load_known_issues
     from harness.verdict.outcomes import verdict
@@ -144,9 +146,10 @@ def _suite_verdicts(results: object, release: str) -> int:
     if not isinstance(results, list):
         raise HarnessError("`uffd-agent suite` printed no JSON array")
     issues = load_known_issues()
+    config = kernel_config(kernel)
     records = []
     for r in results:
-        v = verdict(r, issues, release)
+        v = verdict(r, issues, kernel.release, config)
         name = f"{r.get('workload')}-{r.get('mem')}"
         records.append(TestRecord(name, v.outcome, float(r.get("duration", 0) or 0), v.reason))
         if v.outcome != "passed":

@@ -28,6 +28,7 @@ from harness.results.rundir import RunDir, lock_run_dir, new_run_id, signals_def
 from harness.settings.merge import resolve
 from harness.settings.schema import GUEST, as_flags
 from harness.suite import hooks
+from harness.verdict.outcomes import NO_USERFAULTFD
 
 #: Boots that fail in a row before the rest of the run is marked not run.
 MAX_FAILED_BOOTS = 2
@@ -174,6 +175,15 @@ class GuestPool:
         self.timeout: float | None = None
         #: Errors of the boots that failed since the last one that worked.
         self.failed_boots: list[str] = []
+        self.configs: dict[Path, dict[str, str] | None] = {}
+
+    def kernel_config(self, kernel: KernelImage) -> dict[str, str] | None:
+        """The booted kernel's config (None: not found), read once per kernel."""
+        if kernel.path not in self.configs:
+            from harness.kernel.info import kernel_config
+
+            self.configs[kernel.path] = kernel_config(kernel)
+        return self.configs[kernel.path]
 
     def _event(self, event: Event) -> None:
         self.config.hook.pytest_uffd_event(event=event)
@@ -613,8 +623,14 @@ class ResultsRecorder:
         terminalreporter.write_line(f"uffd-harness results: {self.run.root}")
         c = counts(self.run.records)
         if not c["passed"]:
+            no_uffd = all(r.reason.startswith(NO_USERFAULTFD) for r in self.run.records)
+            why = (
+                "the kernel was built without CONFIG_USERFAULTFD"
+                if no_uffd
+                else "see the skip reasons in the summary"
+            )
             terminalreporter.write_line(
                 f"uffd-harness: no case passed ({count_line(self.run.records)}): nothing was "
-                "checked on this kernel; see the skip reasons in the summary",
+                f"checked on this kernel; {why}",
                 red=True,
             )

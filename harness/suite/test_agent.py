@@ -52,7 +52,8 @@ def test_agent(case, agent, guest_timeout, guest_pool, request):
     res = agent.run(workload, mem, guest_timeout)
     result = res.data
     request.node.user_properties.append(("agent", result))
-    v = verdict(result, load_known_issues(), agent.guest.kernel.release)
+    config = guest_pool.kernel_config(agent.guest.kernel)
+    v = verdict(result, load_known_issues(), agent.guest.kernel.release, config)
     if v.outcome == "skipped":
         pytest.skip(v.reason)
     if v.outcome == "xfailed":

@@ -4,6 +4,9 @@ from dataclasses import dataclass
 
 from harness.verdict.known_issues import KnownIssue, match
 
+#: How a skip for a kernel without userfaultfd begins.
+NO_USERFAULTFD = "kernel built without CONFIG_USERFAULTFD"
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -27,13 +30,43 @@ def known_reason(issue: KnownIssue) -> str:
     return f'known kernel bug, fixed upstream by "{issue.fix}"{commit}'
 
 
-def verdict(result: dict, issues: list[KnownIssue], kernel_release: str) -> Verdict:
-    """pass/fail/skip from the agent, reinterpreted through the known-issues list.
+def probe_verdict(result: dict, config: dict[str, str] | None) -> Verdict | None:
+    """The agent could not open a userfaultfd at all (it skips, saying why): a skip only
+    when the kernel's config says it has no userfaultfd; a failure when the config says it
+    has one, or when the config is unknown (a validation run must not pass on a guess)."""
+    error = result.get("probe_error")
+    if not error:
+        return None
+    reason = result.get("reason", "")
+    if config is None:
+        return Verdict(
+            "failed",
+            f"userfaultfd probe failed ({error}); the kernel's config is unknown: {reason}",
+        )
+    if config.get("USERFAULTFD") != "y":
+        return Verdict("skipped", f"{NO_USERFAULTFD} ({reason})")
+    return Verdict(
+        "failed",
+        f"userfaultfd probe failed ({error}) on a kernel built with CONFIG_USERFAULTFD=y: {reason}",
+    )
+
+
+def verdict(
+    result: dict,
+    issues: list[KnownIssue],
+    kernel_release: str,
+    config: dict[str, str] | None = None,
+) -> Verdict:
+    """pass/fail/skip from the agent, reinterpreted through the known-issues list and the
+    kernel's config (None: unknown).
 
     A failure is expected only when a listed issue explains every failed check; a listed
     case that passes is an unexpected pass, so a fixed bug is noticed and delisted.
     """
     workload, mem, status = result.get("workload", ""), result.get("mem", ""), result.get("status")
+    probed = probe_verdict(result, config)
+    if probed:
+        return probed
     if status == "skip":
         return Verdict("skipped", result.get("reason") or "skipped without a reason")
     if status == "pass":

@@ -151,6 +151,12 @@ enum status result_status(const struct result *r, char *reason, size_t n)
 			 nfail > 1 ? " (and more failed checks)" : "");
 		return ST_FAIL;
 	}
+	if (r->checks_dropped) {
+		/* A check that could not be recorded may be one that failed. */
+		snprintf(reason, n, "%u checks not recorded: more than the %d a result holds", r->checks_dropped,
+			 MAX_CHECKS);
+		return ST_FAIL;
+	}
 	if (r->inject[0] && !r->inject_hits) {
 		snprintf(reason, n, "--inject-fail %s: no check of that name ran", r->inject);
 		return ST_FAIL;
@@ -258,6 +264,10 @@ void result_json(const struct result *r, struct jw *w)
 		jw_end_obj(w);
 	}
 	jw_end_arr(w);
+	if (r->probe_error[0]) {
+		jw_key(w, "probe_error");
+		jw_str(w, r->probe_error);
+	}
 	if (r->checks_dropped) {
 		jw_key(w, "checks_dropped");
 		jw_uint(w, r->checks_dropped);

@@ -64,6 +64,7 @@ struct result {
 	struct check checks[MAX_CHECKS];
 	size_t page_size, npages;
 	char uffd_source[48];
+	char probe_error[24]; /* errno name when the userfaultfd probe failed */
 	uint64_t faults_wp, faults_missing, faults_minor, events_fork;
 	unsigned nlat; /* atomically incremented by faulting threads */
 	uint64_t lat_ns[MAX_LATENCIES];

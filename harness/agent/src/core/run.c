@@ -28,6 +28,8 @@ static void runner(const struct workload *w, enum mem_type m, struct result *r)
 	set_phase(r, "probe userfaultfd");
 	rc = uffd_probe(&run.features, NULL, r->uffd_source, sizeof(r->uffd_source));
 	if (rc) {
+		/* A skip here; the harness decides from the kernel's config whether it is a failure. */
+		snprintf(r->probe_error, sizeof(r->probe_error), "%s", errno_name(-rc));
 		skip(r, "userfaultfd unavailable: %s (%s)", errno_name(-rc),
 		     rc == -ENOSYS ? "kernel built without CONFIG_USERFAULTFD"
 				   : "needs CAP_SYS_PTRACE, vm.unprivileged_userfaultfd=1 or /dev/userfaultfd access");
