@@ -231,8 +231,15 @@ int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_huge
 		return rc;
 
 	switch (t) {
-	case MEM_ANON:
-		a->base = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	case MEM_ANON: {
+		void *at = (flags & AREA_PMD_ALIGN) ? aligned_hole(a->size, thp_pmd_size()) : NULL;
+
+		if ((flags & AREA_PMD_ALIGN) && !at) {
+			snprintf(why, n, "mmap(%zu PROT_NONE) for a PMD-aligned address: %s", a->size, errno_name(errno));
+			return -1;
+		}
+		a->base = mmap(at, a->size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | (at ? MAP_FIXED : 0), -1, 0);
 		if (a->base == MAP_FAILED) {
 			a->base = NULL;
 			snprintf(why, n, "mmap(%zu anon): %s", a->size, errno_name(errno));
@@ -241,6 +248,7 @@ int area_alloc(struct area *a, enum mem_type t, size_t npages, size_t extra_huge
 		/* Keep "anon" base pages even where THP is "always"; EINVAL without THP is fine. */
 		madvise(a->base, a->size, MADV_NOHUGEPAGE);
 		return 0;
+	}
 	case MEM_ANON_THP:
 		return alloc_thp(a, why, n);
 	case MEM_SHMEM:

@@ -52,7 +52,10 @@ struct area {
  * minor faults need page-cache pages that a second mapping can fill.
  */
 #define AREA_FILE_ALIAS (1U << 0)
-/* shmem: map the file at a PMD-aligned address, so its pages can be collapsed into a THP. */
+/*
+ * shmem: map the file at a PMD-aligned address, so its pages can be collapsed into a THP;
+ * anon: so that a whole page table of base pages can move as one PMD (mremap).
+ */
 #define AREA_PMD_ALIGN (1U << 1)
 
 /*

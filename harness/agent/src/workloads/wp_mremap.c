@@ -1,7 +1,9 @@
 /*
  * wp-mremap: a write-protected range moved by mremap(MAYMOVE|FIXED) to a free address
  * aligned to its page size (for anon-thp a PMD boundary, so the THP moves as one PMD:
- * move_huge_pmd), in two variants with their own check prefix:
+ * move_huge_pmd; for anon a PMD's worth of base pages between PMD boundaries, so that
+ * the page table itself may move: move_normal_pmd, which must not move it whole where
+ * the bits have to be cleared), in variants with their own check prefix:
  *   event-    registered by a uffd with UFFD_FEATURE_EVENT_REMAP: the REMAP message
  *             carries from/to/len; at the new address bit 57 is set on every page and
  *             each write raises one WP fault there; the old range is unmapped;
@@ -31,8 +33,9 @@
 static size_t npages_for(const struct run *run)
 {
 	switch (run->mem) {
-	case MEM_ANON_THP:
-		return thp_pmd_size() / BASE_PAGE; /* one THP */
+	case MEM_ANON: /* a PMD's worth of base pages, PMD-aligned: the page table can move whole */
+	case MEM_ANON_THP: /* one THP */
+		return thp_pmd_size() / BASE_PAGE;
 	case MEM_HUGETLB:
 	case MEM_HUGETLB_PRIVATE:
 		return 2;
@@ -76,8 +79,8 @@ static bool run_variant(struct run *run, enum variant v)
 	int rc;
 
 	check_prefix(r, v == EVENT ? "event-" : v == NOEVENT ? "noevent-" : "zapped-");
-	if (!fx_setup(&fx, run, npages_for(run), FX_POPULATE, event ? UFFD_FEATURE_EVENT_REMAP : 0,
-		      UFFDIO_REGISTER_MODE_WP, 0))
+	if (!fx_setup(&fx, run, npages_for(run), FX_POPULATE | (run->mem == MEM_ANON ? FX_PMD_ALIGN : 0),
+		      event ? UFFD_FEATURE_EVENT_REMAP : 0, UFFDIO_REGISTER_MODE_WP, 0))
 		goto out_prefix;
 	fx.h.expect_events = event ? EVENT_BIT(UFFD_EVENT_REMAP) : 0;
 	pages = page_list(fx.a.npages, PAGES_ALL, run->seed, &n);
@@ -104,7 +107,7 @@ static bool run_variant(struct run *run, enum variant v)
 	}
 
 	set_phase(r, "mremap %s EVENT_REMAP", event ? "with" : "without");
-	align = thp ? thp_pmd_size() : fx.a.psize;
+	align = thp || run->mem == MEM_ANON ? thp_pmd_size() : fx.a.psize;
 	to = free_range(r, fx.a.size, align);
 	if (!to)
 		goto out;
