@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from harness import HarnessError
-from harness.host.cache import cache_root, staged
+from harness.host.cache import cache_root, seal, sound_entry, staged_dir
 
 SRC_DIR = Path(__file__).resolve().parent / "src"
 BINARY_NAME = "uffd-agent"
@@ -87,11 +87,12 @@ def build_agent(cache_dir: Path | None = None) -> Path:
     """The path of a static `uffd-agent` built from the current sources, building if needed."""
     cc = compiler()
     key = cache_key(SRC_DIR, compiler_identity(cc))
-    target = (cache_dir if cache_dir is not None else default_cache_dir()) / key / BINARY_NAME
-    if target.is_file():
+    entry = (cache_dir if cache_dir is not None else default_cache_dir()) / key
+    target = entry / BINARY_NAME
+    if sound_entry(entry, "agent"):
         return target
-    with staged(target) as tmp:
-        cmd = [cc, *CFLAGS, "-o", str(tmp), *compiler_inputs()]
+    with staged_dir(entry) as tmp:
+        cmd = [cc, *CFLAGS, "-o", str(tmp / BINARY_NAME), *compiler_inputs()]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             output = (proc.stdout + proc.stderr).strip()
@@ -99,7 +100,8 @@ def build_agent(cache_dir: Path | None = None) -> Path:
                 f"building the guest agent failed: `{' '.join(cmd)}` exited {proc.returncode}:\n"
                 f"{output}\n{INSTALL_HINT} (a missing libc.a shows as `cannot find -lc`)"
             )
-        tmp.chmod(0o755)
+        (tmp / BINARY_NAME).chmod(0o755)
+        seal(tmp)
     return target
 
 

@@ -2,9 +2,11 @@
 a cache entry appears there: whole or not at all."""
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +81,61 @@ def staged_dir(entry: Path) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: The file in a sealed cache entry that records the sha256 of every other file in it.
+MANIFEST = "SHA256SUMS"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def seal(directory: Path) -> None:
+    """Record the sha256 of every file of a staged entry, before it is published: a later
+    reader can then tell a whole entry from one damaged since (a full disk, a crash in a
+    copy, a stray edit)."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST)
+    lines = [f"{_sha256(p)}  {p.relative_to(directory)}\n" for p in files]
+    (directory / MANIFEST).write_text("".join(lines))
+
+
+def damage(entry: Path) -> str | None:
+    """None when every file the entry's manifest lists is there with its recorded hash;
+    otherwise what is wrong."""
+    try:
+        lines = (entry / MANIFEST).read_text().splitlines()
+    except OSError:
+        return f"no {MANIFEST} (written before hashes were recorded, or lost)"
+    for line in lines:
+        want, _, name = line.partition("  ")
+        path = entry / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if _sha256(path) != want:
+            return f"{name} does not match its recorded sha256"
+    return None
+
+
+def sound_entry(entry: Path, what: str) -> bool:
+    """True when a sealed entry exists and is whole. A damaged one is moved aside (and
+    removed) with a note, so that the caller rebuilds it: it is never used."""
+    if not entry.is_dir():
+        return False
+    problem = damage(entry)
+    if problem is None:
+        return True
+    print(
+        f"uffd-harness: note: cached {what} {entry} is damaged ({problem}); rebuilding it",
+        file=sys.stderr,
+        flush=True,
+    )
+    aside = entry.with_name(f".{entry.name}.damaged.{os.getpid()}.{secrets.token_hex(4)}")
+    with contextlib.suppress(OSError):
+        os.rename(entry, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    return False

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from harness import HarnessError
-from harness.host.cache import cache_root, staged_dir
+from harness.host.cache import cache_root, seal, sound_entry, staged_dir
 from harness.image import cpio
 from harness.kernel.modules import ModuleTree, module_name
 
@@ -206,7 +206,7 @@ def build_image(modules_root: Path | None, recipe_path: Path = DEFAULT_RECIPE) -
     entry = cache_root() / "images" / key[:32]
     initrd, host_pub = entry / "initramfs.cpio", entry / "host_key.pub"
     extra = (recipe.swap_mb, frozenset(module_name(dest) for dest, _ in modules))
-    if initrd.exists() and host_pub.exists():
+    if sound_entry(entry, "guest image"):
         return GuestImage(initrd, host_pub.read_text().strip(), missing, True, *extra)
 
     with staged_dir(entry) as tmp:
@@ -217,4 +217,5 @@ def build_image(modules_root: Path | None, recipe_path: Path = DEFAULT_RECIPE) -
             cpio.write(out, entries)
         (tmp / "host_key").unlink()
         (tmp / "host_key.pub").write_text(host_pubkey + "\n")
+        seal(tmp)
     return GuestImage(initrd, host_pub.read_text().strip(), missing, False, *extra)

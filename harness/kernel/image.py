@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import UsageError
-from harness.host.cache import staged_dir
+from harness.host.cache import seal, sound_entry, staged_dir
 from harness.kernel.elf import notes
 
 # Offsets in the x86 boot protocol header (Documentation/arch/x86/boot.rst).
@@ -197,7 +197,7 @@ def unpack_kernel(image: Path, cache: Path) -> Unpacked:
     itself want it, so what both need goes into one cache entry (even "nothing")."""
     data = image.read_bytes()
     entry = cache / "kernels" / hashlib.sha256(data).hexdigest()[:32]
-    if not entry.is_dir():
+    if not sound_entry(entry, "unpacked kernel"):
         found = bzimage_payload(data)
         elf = decompress_payload(*found) if found else None
         config = embedded_config(elf) if elf else None
@@ -205,6 +205,7 @@ def unpack_kernel(image: Path, cache: Path) -> Unpacked:
             (tmp / "config").write_text(config or "")
             if elf and has_pvh_note(elf):
                 (tmp / "vmlinux").write_bytes(elf)
+            seal(tmp)
     vmlinux = entry / "vmlinux"
     return Unpacked(vmlinux if vmlinux.is_file() else None, (entry / "config").read_text() or None)
 

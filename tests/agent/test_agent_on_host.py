@@ -118,9 +118,23 @@ def test_rebuild_with_unchanged_sources_is_a_cache_hit(agent: Path, cache_dir: P
     again = build_agent(cache_dir)
     assert again == agent
     assert time.monotonic() - start < 2.0
-    # Built under a temporary name and renamed: nothing else is left beside it.
-    assert [p.name for p in agent.parent.iterdir()] == ["uffd-agent"]
+    # Built in a temporary entry and renamed: the binary and its recorded hash, nothing else.
+    assert sorted(p.name for p in agent.parent.iterdir()) == ["SHA256SUMS", "uffd-agent"]
     assert os.access(agent, os.X_OK)
+
+
+def test_a_damaged_cached_agent_is_rebuilt_not_used(
+    agent: Path, cache_dir: Path, capsys: pytest.CaptureFixture
+):
+    good = agent.read_bytes()
+    with agent.open("r+b") as f:  # one flipped byte, as a bad disk or a stray write leaves
+        f.seek(len(good) // 2)
+        f.write(bytes([good[len(good) // 2] ^ 0xFF]))
+    again = build_agent(cache_dir)
+    assert again == agent and agent.read_bytes() == good
+    assert "is damaged (uffd-agent does not match its recorded sha256); rebuilding" in (
+        capsys.readouterr().err
+    )
 
 
 def test_agent_is_statically_linked(agent: Path):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from harness.host.cache import publish, staged, staged_dir
+from harness.host.cache import MANIFEST, damage, publish, seal, sound_entry, staged, staged_dir
 
 
 def test_a_concurrent_reader_sees_only_whole_files(tmp_path):
@@ -104,3 +104,39 @@ def test_an_incomplete_key_pair_is_named_not_used(tmp_path, monkeypatch):
     (private.parent / "id_ed25519.pub").unlink()
     with pytest.raises(HarnessError, match="incomplete SSH key pair; remove that directory"):
         client_key()
+
+
+def _entry(tmp_path, content: bytes = b"vmlinux bytes"):
+    entry = tmp_path / "kernels" / "abc"
+    with staged_dir(entry) as tmp:
+        (tmp / "vmlinux").write_bytes(content)
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "config").write_text("CONFIG_USERFAULTFD=y\n")
+        seal(tmp)
+    return entry
+
+
+def test_a_sealed_entry_is_sound(tmp_path, capsys):
+    entry = _entry(tmp_path)
+    assert damage(entry) is None
+    assert sound_entry(entry, "unpacked kernel")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "harm, problem",
+    [
+        (lambda e: (e / "vmlinux").write_bytes(b"vmlinux byteZ"), "vmlinux does not match"),
+        (lambda e: (e / "sub" / "config").unlink(), "sub/config is missing"),
+        (lambda e: (e / MANIFEST).unlink(), "no SHA256SUMS"),
+    ],
+)
+def test_a_damaged_entry_is_named_and_never_used(tmp_path, capsys, harm, problem):
+    entry = _entry(tmp_path)
+    harm(entry)
+    assert problem in (damage(entry) or "")
+    assert not sound_entry(entry, "unpacked kernel")
+    assert not entry.exists()  # moved aside, so that a rebuilt one can be published
+    err = capsys.readouterr().err
+    assert "damaged" in err and problem in err and "rebuilding" in err
+    assert not list(entry.parent.iterdir())  # and removed
