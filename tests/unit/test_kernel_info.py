@@ -70,14 +70,23 @@ def test_config_sources_in_build_tree(tmp_path):
     assert "  CONFIG_USERFAULTFD                  y" in info
 
 
-def test_embedded_config_is_cached_by_image_content(tmp_path):
+def test_embedded_config_is_cached_by_image_content(tmp_path, monkeypatch):
     bz = fake_bzimage(tmp_path / "bzImage", VERSION, ikconfig("CONFIG_USERFAULTFD=y\n"))
     kernel = inspect_kernel(bz)
     cache = tmp_path / "cache"
     first = config_sources(kernel, cache, boot=tmp_path)
     (entry,) = (cache / "kernels").iterdir()
+
+    def no_unpacking(data: bytes):
+        raise AssertionError("unpacked again")
+
+    # The second look is the cache's: nothing is unpacked.
+    with monkeypatch.context() as m:
+        m.setattr("harness.kernel.image.bzimage_payload", no_unpacking)
+        assert config_sources(kernel, cache, boot=tmp_path)[0].text == first[0].text
+    # A damaged entry is not believed: it is unpacked again.
     (entry / "config").write_text("CONFIG_FROM_CACHE=y\n")
-    assert config_sources(kernel, cache, boot=tmp_path)[0].text == "CONFIG_FROM_CACHE=y\n"
+    assert config_sources(kernel, cache, boot=tmp_path)[0].text == first[0].text
     assert first[0].text == "CONFIG_USERFAULTFD=y\n"
     # No embedded config is remembered too, and a changed image is looked at afresh.
     fake_bzimage(bz, VERSION, b"no config")
