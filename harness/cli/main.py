@@ -312,10 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.bench.command import add_bench_parser
     from harness.cli.coverage import add_coverage_parser
     from harness.cli.kernel import add_kernel_parser
+    from harness.cli.soak import add_soak_parser
 
     add_bench_parser(sub)
     add_kernel_parser(sub)
     add_coverage_parser(sub)
+    add_soak_parser(sub)
 
     d = sub.add_parser("doctor", help="check the host for what the harness needs")
     d.add_argument(
