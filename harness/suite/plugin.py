@@ -624,11 +624,12 @@ class ResultsRecorder:
         c = counts(self.run.records)
         if not c["passed"]:
             no_uffd = all(r.reason.startswith(NO_USERFAULTFD) for r in self.run.records)
-            why = (
-                "the kernel was built without CONFIG_USERFAULTFD"
-                if no_uffd
-                else "see the skip reasons in the summary"
-            )
+            if no_uffd:
+                why = "the kernel was built without CONFIG_USERFAULTFD"
+            elif c["failed"] or c["error"]:
+                why = "see the failures in the summary"
+            else:
+                why = "see the skip reasons in the summary"
             terminalreporter.write_line(
                 f"uffd-harness: no case passed ({count_line(self.run.records)}): nothing was "
                 f"checked on this kernel; {why}",
