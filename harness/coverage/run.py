@@ -71,8 +71,8 @@ def coverage_kernel(src: Path | None, build: Path | None, jobs: int, say: Say) -
             raise UsageError(f"--kernel-build {build}: not a finished kernel build directory")
         if parse_config(config.read_text()).get("GCOV_KERNEL") != "y":
             raise UsageError(
-                f"--kernel-build {build}: built without CONFIG_GCOV_KERNEL; give --src to "
-                "build a coverage kernel there"
+                f"--kernel-build {build}: built without CONFIG_GCOV_KERNEL; give --src LINUX "
+                "to build a coverage kernel (in the cache, or in a --kernel-build of its own)"
             )
         say("kernel", f"the existing build {build} (source {src})")
         return build, src

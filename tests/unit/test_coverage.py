@@ -249,3 +249,23 @@ def test_make_vars_profile_each_object_once():
     assert v["GCOV_PROFILE_memory.o"] == "$(if $(filter mm,$(obj)),y)"
     assert v["GCOV_PROFILE_task_mmu.o"] == "$(if $(filter fs/proc,$(obj)),y)"
     assert len(v) == 14
+
+
+def test_coverage_usage_errors_name_what_to_give(tmp_path, capsys):
+    from harness.cli.main import main
+
+    plain = tmp_path / "build"
+    (plain / "arch/x86/boot").mkdir(parents=True)
+    (plain / "arch/x86/boot/bzImage").write_bytes(b"x")
+    (plain / ".config").write_text("CONFIG_USERFAULTFD=y\n")
+    (plain / "Makefile").write_text("include /src/linux/Makefile\n")
+    cases = [
+        ([], "give --src LINUX"),
+        (["--kernel-build", str(tmp_path / "none")], "not a finished kernel build directory"),
+        (["--kernel-build", str(plain)], "built without CONFIG_GCOV_KERNEL"),
+        (["--src", str(tmp_path)], "not a Linux source tree"),
+        (["--kernel", "/boot/x", "--src", str(tmp_path)], "boots the kernel it builds"),
+    ]
+    for args, message in cases:
+        assert main(["coverage", *args]) == 2, args
+        assert message in capsys.readouterr().err, args
