@@ -140,3 +140,17 @@ def test_a_damaged_entry_is_named_and_never_used(tmp_path, capsys, harm, problem
     err = capsys.readouterr().err
     assert "damaged" in err and problem in err and "rebuilding" in err
     assert not list(entry.parent.iterdir())  # and removed
+
+
+def test_a_sound_entry_is_hashed_once_until_written_again(tmp_path, monkeypatch):
+    entry = _entry(tmp_path)
+    assert sound_entry(entry, "unpacked kernel")
+
+    def no_hashing(path):
+        raise AssertionError("hashed again")
+
+    with monkeypatch.context() as m:
+        m.setattr("harness.host.cache._sha256", no_hashing)
+        assert sound_entry(entry, "unpacked kernel")  # same files, same stamps: no hashing
+    (entry / "vmlinux").write_bytes(b"vmlinux bytez")  # same size, new mtime
+    assert not sound_entry(entry, "unpacked kernel")
