@@ -15,6 +15,18 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 say "init started"
 
+# The console channel: a shell on the second serial port (ttyS1), whose other end is a
+# socket in the harness's private work dir. The harness drives it when SSH cannot come up
+# (or when asked to). Raw mode passes bytes unchanged with no line length limit. A pipe
+# feeds the shell, so it is not interactive (no prompt, no line editing), and its own
+# complaints land in the kernel log. The feeder is dd, which writes each read as it gets
+# it: busybox cat splices, and a splice from a tty holds input back until more arrives.
+if stty -F /dev/ttyS1 raw -echo 2>/dev/null; then
+  (dd if=/dev/ttyS1 bs=4096 2>/dev/null | sh >/dev/ttyS1 2>/dev/kmsg) &
+else
+  say "WARNING: no console channel: /dev/ttyS1 is not a serial port"
+fi
+
 # A hugetlbfs mount per page size the kernel supports: /mnt/huge-2048kB, /mnt/huge-1048576kB.
 for d in /sys/kernel/mm/hugepages/hugepages-*; do
   [ -d "$d" ] || continue
@@ -85,9 +97,12 @@ while [ ! -e /sys/class/net/eth0 ] && [ $tries -lt 50 ]; do
   sleep 0.1
   tries=$((tries + 1))
 done
+# READY ends the boot; "READY without SSH: <why>" tells the harness to use the console
+# channel, or to stop with <why> when it was told to use SSH only.
+nossh=
 if [ ! -e /sys/class/net/eth0 ]; then
-  say "ERROR: no network device: no eth0 after 5 s; the kernel lacks the virtio-net driver" \
-      "(CONFIG_VIRTIO_NET and CONFIG_VIRTIO_PCI, or their modules)"
+  nossh="no network device: no eth0 after 5 s; the kernel lacks the virtio-net driver \
+(CONFIG_VIRTIO_NET and CONFIG_VIRTIO_PCI, or their modules)"
 else
   # QEMU's user-mode network: fixed addresses, no DHCP round trip needed.
   ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
@@ -97,10 +112,14 @@ else
   tries=0
   # 0016 is port 22 and 0A is LISTEN in /proc/net/tcp.
   until grep -q ':0016 00000000:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
-    [ $tries -lt 100 ] || { say "ERROR: dropbear did not start listening on port 22"; break; }
+    [ $tries -lt 100 ] || { nossh="dropbear did not start listening on port 22"; break; }
     sleep 0.05
     tries=$((tries + 1))
   done
+fi
+if [ -n "$nossh" ]; then
+  say "READY without SSH: $nossh"
+else
   say "READY"
 fi
 

@@ -60,7 +60,7 @@ class AccelChosen(Event):
 
 @dataclass(frozen=True)
 class GuestStarting(Event):
-    """start() was called; SshReady ends a start that worked, GuestStop one that failed."""
+    """start() was called; GuestReady ends a start that worked, GuestStop one that failed."""
 
 
 @dataclass(frozen=True)
@@ -138,11 +138,13 @@ class BootEnd(Event):
 
 
 @dataclass(frozen=True)
-class SshReady(Event):
-    """SSH is up and the boot token verified: start() returns."""
+class GuestReady(Event):
+    """A channel to the guest is up and the boot token verified: start() returns."""
 
-    port: int
+    channel: str  # "ssh", or "console": the second serial port, when SSH is not there
+    port: int  # the SSH port forwarded to the guest
     seconds: float  # of the connection and the check
+    why: str = ""  # why the console channel is used
 
 
 # -- a running guest ---------------------------------------------------------------------------

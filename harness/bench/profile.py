@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.bench.report import ProfileRow, median
-from harness.events import BootLine, BootStart, Event, QmpReady, SshReady
+from harness.events import BootLine, BootStart, Event, GuestReady, QmpReady
 from harness.kernel.printk import timestamped
 
 # -- boot timelines ------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def ready_record(events: list[Event]) -> BootRecord:
     return BootRecord(
         "ready",
         next(e.t for e in events if isinstance(e, BootStart)),
-        next(e.t for e in events if isinstance(e, SshReady)),
+        next(e.t for e in events if isinstance(e, GuestReady)),
         first_output=next((t for t, text in lines if text.strip()), None),
         qmp=next((e.t for e in events if isinstance(e, QmpReady)), None),
         lines=lines,

@@ -17,7 +17,7 @@ from pluggy import HookimplMarker
 
 from harness.bench.profile import ssh_kind
 from harness.bench.report import AGENT_DURATION
-from harness.events import CommandEnd, Event, GuestStarting, GuestStop, Push, SshReady
+from harness.events import CommandEnd, Event, GuestReady, GuestStarting, GuestStop, Push
 
 # pytest's own marker, without importing pytest into every CLI start.
 hookimpl = HookimplMarker("pytest")
@@ -47,7 +47,7 @@ class PytestTimer:
         match event:
             case GuestStarting():
                 self._starting = event.t
-            case SshReady() | GuestStop() if self._starting is not None:
+            case GuestReady() | GuestStop() if self._starting is not None:
                 # A start ends ready, or stopped because it failed: both took this long.
                 self.boots += 1
                 self._add("guest_start", event.t - self._starting)

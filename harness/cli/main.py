@@ -14,7 +14,7 @@ from typing import NoReturn
 from harness import HarnessError, UsageError
 from harness.cli.progress import Clock
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
-from harness.guest.ssh import CommandTimeout
+from harness.guest.ssh import CommandTimeout, SshSession
 from harness.kernel.image import KernelImage
 from harness.settings.options import add_guest_args, add_suite_args, arg_type, settings_from_args
 from harness.settings.schema import GUEST, SUITE, as_flags
@@ -102,9 +102,13 @@ def cmd_boot(args: argparse.Namespace) -> int:
         if args.command:
             code = run_streamed(guest, shlex.join(args.command), timeout).exit_code
         else:
-            assert guest.ssh
+            if not isinstance(guest.channel, SshSession):
+                raise HarnessError(
+                    "an interactive shell needs SSH, and this guest is driven over its "
+                    "console channel; give a command to run instead: boot -- CMD"
+                )
             clock.say("shell", "interactive shell; exit it to stop the guest")
-            code = guest.ssh.shell()
+            code = guest.channel.shell()
     return 1 if guest.crashes and code == 0 else code
 
 
@@ -122,7 +126,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     binary = build_agent()
     clock.say("agent", f"{binary} ({time.monotonic() - t0:.2f} s)")
-    guest = guest_from_settings(settings, args.console_log, clock)
+    guest = guest_from_settings(settings, args.console_log, clock, preload=(binary,))
     suite = args.agent_args[0] == "suite"
     with running_guest(guest, keep_log=bool(args.console_log)):
         AgentSession(guest, binary)
@@ -183,7 +187,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         data = json.loads(path.read_text())
         records = [TestRecord(**t) for t in data["tests"]]
         print("\n== uffd-harness summary ==")
-        print(summary_text(records, results, data["meta"].get("session_crashes")), end="")
+        meta = data["meta"]
+        channel = meta.get("hardware", {}).get("guest_channel", "ssh")
+        print(summary_text(records, results, meta.get("session_crashes"), channel), end="")
     if rc == pytest.ExitCode.INTERRUPTED:
         print("uffd-harness run: interrupted; the results above are what finished", file=sys.stderr)
     if rc == pytest.ExitCode.NO_TESTS_COLLECTED:

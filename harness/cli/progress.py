@@ -12,6 +12,7 @@ from harness.events import (
     CommandStart,
     DriversMissing,
     Event,
+    GuestReady,
     GuestStop,
     ImageReady,
     KernelChosen,
@@ -19,7 +20,6 @@ from harness.events import (
     PortTaken,
     Push,
     PvhKernel,
-    SshReady,
     SwapPlanned,
     SwapReported,
 )
@@ -58,7 +58,12 @@ def describe(e: Event) -> list[tuple[str, str]]:
             return [("boot", f"port {e.port} was taken, retrying")]
         case BootEnd():
             return [("boot", f"guest ready in {e.seconds:.2f} s")]
-        case SshReady():
+        case GuestReady(channel="console"):
+            return [
+                ("console", f"driving the guest over its console channel (ttyS1): {e.why}"),
+                ("console", f"connected, boot token verified in {e.seconds:.2f} s"),
+            ]
+        case GuestReady():
             return [("ssh", f"connected, boot token verified in {e.seconds:.2f} s")]
         case Push():
             return [("push", f"{e.local} -> {e.remote} (sha256 {e.digest[:12]} verified)")]

@@ -50,14 +50,15 @@ def one_boot(settings: dict, n: int, workload: str, mem: str, soak: Soak) -> Non
     from harness.agent.build import build_agent
     from harness.agent.session import AgentSession
 
-    guest = guest_from_settings(settings, events=lambda e: None)
+    binary = build_agent()
+    guest = guest_from_settings(settings, events=lambda e: None, preload=(binary,))
     phase = "boot"
     try:
         t0 = time.monotonic()
         guest.start()
         soak.boot_seconds.append(time.monotonic() - t0)
         phase = "agent"
-        agent = AgentSession(guest, build_agent())
+        agent = AgentSession(guest, binary)
         phase = "case"
         res = agent.run(workload, mem, 300.0)
         status = res.data.get("status")

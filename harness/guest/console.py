@@ -6,8 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-READY = re.compile(rb"uffd-harness: READY")
-GUEST_ERROR = re.compile(rb"uffd-harness: ERROR: [^\r\n]*")
+# Whole lines only (the lookahead waits for the line's end): a line read in two chunks must
+# not be cut at the first one's end.
+READY = re.compile(rb"uffd-harness: READY(?: without SSH: [^\r\n]*)?(?=[\r\n])")
+GUEST_ERROR = re.compile(rb"uffd-harness: ERROR: [^\r\n]*(?=[\r\n])")
+#: The READY line of a guest whose SSH cannot come up, with the guest's reason.
+NO_SSH = "uffd-harness: READY without SSH: "
 ANY_OUTPUT = re.compile(rb"\S")
 
 

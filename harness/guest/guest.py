@@ -1,5 +1,6 @@
 """A guest: QEMU + its console + SSH, started in named phases and always stopped."""
 
+import hashlib
 import secrets
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from harness.events import (
     CommandEnd,
     CommandStart,
     DriversMissing,
+    GuestReady,
     GuestStarting,
     GuestStop,
     ImageReady,
@@ -26,12 +28,11 @@ from harness.events import (
     PvhKernel,
     QmpReady,
     Sink,
-    SshReady,
     SwapPlanned,
     SwapReported,
     ignore,
 )
-from harness.guest.console import ANY_OUTPUT, GUEST_ERROR, READY, ConsoleLog
+from harness.guest.console import ANY_OUTPUT, GUEST_ERROR, NO_SSH, READY, ConsoleLog
 from harness.guest.qemu import (
     TOKEN_PARAM,
     LaunchFiles,
@@ -40,11 +41,13 @@ from harness.guest.qemu import (
     build_argv,
     free_port,
 )
-from harness.guest.ssh import RunResult, SshSession, connect
+from harness.guest.serial import SerialChannel
+from harness.guest.ssh import HostKeyMismatch, RunResult, SshSession, connect
 from harness.host.accel import choose_accel
 from harness.host.cache import cache_root
 from harness.host.hostmem import host_backing, hugetlbfs_mounts, read_pools
-from harness.image.initramfs import DEFAULT_RECIPE, GuestImage, build_image
+from harness.image import cpio
+from harness.image.initramfs import DEFAULT_RECIPE, GuestImage, build_image, find_recipe
 from harness.image.sshkeys import client_key
 from harness.kernel.image import KernelImage, default_kernel, inspect_kernel, pvh_vmlinux
 from harness.kernel.info import (
@@ -66,6 +69,8 @@ PORT_ATTEMPTS = 5
 SWAP_LINE = "uffd-harness: swap: "
 SWAP_WARNING = "uffd-harness: WARNING: swap"
 RUN_LOGLEVEL = 7
+#: Where preloaded files land in the guest (not /tmp: init mounts a tmpfs over it).
+STAGED = "uffd-harness/staged"
 
 
 class PhaseTimeout(HarnessError):
@@ -92,11 +97,20 @@ class Guest:
         events: Sink = ignore,
         boot_timeout: float | None = None,
         recipe: Path = DEFAULT_RECIPE,
+        channel: str = "auto",
+        preload: tuple[Path, ...] = (),
     ):
         self.spec = spec
         self.kernel = kernel
         self.backing = backing
         self.recipe = recipe
+        #: "ssh", "console" (the second serial port) or "auto" (SSH, else the console).
+        self.channel_mode = channel
+        #: Files put into the initramfs, so that pushing them costs no transfer: over the
+        #: console channel the agent alone would take more than a minute.
+        self.preload = preload
+        #: sha256 -> path in the guest of each preloaded file.
+        self.staged: dict[str, str] = {}
         self.events = events
         self.boot_timeout = boot_timeout or BOOT_TIMEOUT[spec.accel]
         self.token = secrets.token_hex(16)
@@ -104,7 +118,11 @@ class Guest:
         self.workdir = Path(tempfile.mkdtemp(prefix="uffd-harness-"))
         self.console = ConsoleLog(console_log or self.workdir / "console.log")
         self.qemu: QemuProcess | None = None
-        self.ssh: SshSession | None = None
+        #: How commands reach the guest, once start() has returned.
+        self.channel: SshSession | SerialChannel | None = None
+        #: Why the guest is driven over the console channel ("" when over SSH).
+        self.console_why = ""
+        self._no_ssh = ""  # the guest's own reason why it has no SSH, from its READY line
         self.image: GuestImage | None = None
         self.swap: GuestSwap | None = None  # decided with the image
         self.boot_kernel = kernel.path
@@ -143,6 +161,28 @@ class Guest:
             kernel_config(self.kernel), image.swap_mb, lambda name: name in image.modules
         )
         self.events(SwapPlanned(self.swap.kind, self.swap.size_mb, self.swap.explain()))
+        if self.preload:
+            self._stage()
+
+    @property
+    def initrd(self) -> Path:
+        """The initramfs QEMU loads: the image's, or a copy with the preloaded files."""
+        assert self.image
+        return self.workdir / "initrd.cpio" if self.preload else self.image.initrd
+
+    def _stage(self) -> None:
+        assert self.image
+        entries = [cpio.directory(STAGED.split("/")[0]), cpio.directory(STAGED)]
+        for local in self.preload:
+            data = local.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            entries.append(cpio.file(f"{STAGED}/{digest[:16]}-{local.name}", data, 0o755))
+            self.staged[digest] = f"/{entries[-1].name}"
+        # A second archive after the image's: the kernel unpacks both, one over the other.
+        with self.initrd.open("wb") as out:
+            with self.image.initrd.open("rb") as image:
+                shutil.copyfileobj(image, out)
+            cpio.write(out, entries)
 
     @property
     def swap_disk(self) -> Path:
@@ -162,10 +202,11 @@ class Guest:
         assert self.image
         files = LaunchFiles(
             self.boot_kernel,
-            self.image.initrd,
+            self.initrd,
             self.console.path,
             self.workdir / "qmp.sock",
             self._make_swap_disk(),
+            self.workdir / "chan.sock",
         )
         self.console.path.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(1, PORT_ATTEMPTS + 1):
@@ -230,6 +271,7 @@ class Guest:
             )
         if found.pattern is GUEST_ERROR:
             raise HarnessError(f"guest reported: {found.text.removeprefix('uffd-harness: ')}")
+        self._no_ssh = found.text.removeprefix(NO_SSH) if found.text.startswith(NO_SSH) else ""
         self.events(BootEnd(time.monotonic() - t0))
 
     def _boot_line(self, text: str) -> None:
@@ -240,13 +282,37 @@ class Guest:
     def _connect(self) -> None:
         assert self.qemu and self.image
         t0 = time.monotonic()
-        key_path, _ = client_key()
-        self.ssh = connect(
-            self.port, self.image.host_key, key_path, timeout=60.0, keep_going=self.qemu.alive
-        )
+        mode = self.channel_mode
+        if self._no_ssh and mode == "ssh":
+            raise HarnessError(
+                f"the guest has no SSH: {self._no_ssh}; with --channel auto the harness "
+                "drives such a guest over its console channel"
+            )
+        if mode == "console":
+            self.console_why = "asked for (channel: console)"
+        elif self._no_ssh:
+            self.console_why = f"the guest has no SSH: {self._no_ssh}"
+        else:
+            key_path, _ = client_key()
+            try:
+                self.channel = connect(
+                    self.port,
+                    self.image.host_key,
+                    key_path,
+                    timeout=60.0,
+                    keep_going=self.qemu.alive,
+                )
+            except HostKeyMismatch:
+                raise  # something else answers: never fall back from that
+            except HarnessError as e:
+                if mode == "ssh" or not self.qemu.alive():
+                    raise
+                self.console_why = f"SSH did not come up: {e}"
+        if self.channel is None:
+            self.channel = SerialChannel(self.workdir / "chan.sock")
         # The token first, in a command of its own: nothing else runs in a guest that may
         # not be this boot's.
-        cmdline = self.ssh.run("cat /proc/cmdline", timeout=30).stdout.decode(errors="replace")
+        cmdline = self.channel.run("cat /proc/cmdline", timeout=30).stdout.decode(errors="replace")
         if f"{TOKEN_PARAM}={self.token}" not in cmdline.split():
             raise HarnessError(
                 f"the guest on port {self.port} does not carry this boot's token; refusing to "
@@ -260,7 +326,7 @@ class Guest:
             f"; cat /sys/kernel/mm/hugepages/hugepages-{kb}kB/nr_hugepages 2>/dev/null || echo 0"
             for kb in sizes
         )
-        lines = self.ssh.run(probe, timeout=30).stdout.decode(errors="replace").splitlines()
+        lines = self.channel.run(probe, timeout=30).stdout.decode(errors="replace").splitlines()
         short = [
             f"{got}/{self.spec.hugepages[kb]} {format_pagesize(kb)} pages"
             for kb, got in zip(sizes, (int(x) for x in lines), strict=False)
@@ -271,17 +337,26 @@ class Guest:
                 f"the guest kernel allocated only {', '.join(short)} at boot; give the guest "
                 "more --mem or ask for fewer --hugepages"
             )
-        self.events(SshReady(self.port, time.monotonic() - t0))
+        self.events(GuestReady(self.driven_by, self.port, time.monotonic() - t0, self.console_why))
 
     # -- use -----------------------------------------------------------------------------
 
+    @property
+    def driven_by(self) -> str:
+        """ "console" or "ssh": how commands reach the guest."""
+        return "console" if isinstance(self.channel, SerialChannel) else "ssh"
+
+    def reachable(self) -> bool:
+        """QEMU runs and the channel to the guest still takes commands."""
+        return bool(self.alive() and self.channel and self.channel.alive())
+
     def run(self, cmd: str, timeout: float, **kw: object) -> RunResult:
-        if not self.ssh:
+        if not self.channel:
             raise HarnessError("guest is not connected")
         self.events(CommandStart(cmd))
         t0 = time.monotonic()
         try:
-            res = self.ssh.run(cmd, timeout, **kw)  # type: ignore[arg-type]
+            res = self.channel.run(cmd, timeout, **kw)  # type: ignore[arg-type]
         except HarnessError as e:
             self.events(CommandEnd(cmd, time.monotonic() - t0, None, str(e)))
             raise
@@ -289,10 +364,10 @@ class Guest:
         return res
 
     def push(self, local: Path, remote: str, mode: int = 0o644) -> str:
-        if not self.ssh:
+        if not self.channel:
             raise HarnessError("guest is not connected")
         t0 = time.monotonic()
-        digest = self.ssh.push(local, remote, mode)
+        digest = self.channel.push(local, remote, mode, staged=self.staged)
         self.events(Push(local, remote, digest, time.monotonic() - t0))
         return digest
 
@@ -342,12 +417,14 @@ class Guest:
     def stop(self) -> None:
         t0 = time.monotonic()
         died = bool(self.qemu and not self.qemu.alive())
-        if self.ssh:
-            self.ssh.close()
-            self.ssh = None
+        if self.channel:
+            self.channel.close()
+            self.channel = None
         code = self.qemu.stop() if self.qemu else None
-        # What the guest swapped out is of no use once it is gone.
+        # What the guest swapped out is of no use once it is gone, nor its initramfs copy.
         self.swap_disk.unlink(missing_ok=True)
+        if self.preload:
+            self.initrd.unlink(missing_ok=True)
         if self._stop_due:
             self._stop_due = False
             self.events(GuestStop(time.monotonic() - t0, code, died))
@@ -387,6 +464,8 @@ def guest_from_settings(
         backing = host_backing(
             spec.mem_mb, read_pools(), hugetlbfs_mounts(Path("/proc/mounts").read_text())
         )
+    guest_kw.setdefault("channel", str(settings.get("channel") or "auto"))
+    guest_kw.setdefault("recipe", find_recipe(str(settings.get("image") or "default")))
     guest = Guest(spec, kernel, console_log=console_log, backing=backing, events=events, **guest_kw)
     guest.accel_reason = accel.reason
     return guest

@@ -40,6 +40,7 @@ class LaunchFiles:
     console_log: Path
     qmp_socket: Path
     swap_disk: Path | None = None  # a raw file the guest swaps to (when it has no zram)
+    channel_socket: Path | None = None  # the console channel: the guest's ttyS1
 
 
 def kernel_cmdline(spec: GuestSpec, token: str, swap_disk: bool = False) -> str:
@@ -97,6 +98,15 @@ def build_argv(
     # whatever happens to the harness or the guest.
     argv += ["-chardev", f"file,id=con0,path={_escape(files.console_log)}"]
     argv += ["-serial", "chardev:con0"]
+    if files.channel_socket:
+        # The second serial port (ttyS1) carries the console channel, a shell the harness
+        # drives when SSH cannot come up; its own port keeps the kernel's log clean.
+        argv += [
+            "-chardev",
+            f"socket,id=chan0,path={_escape(files.channel_socket)},server=on,wait=off",
+            "-serial",
+            "chardev:chan0",
+        ]
     argv += ["-qmp", f"unix:{_escape(files.qmp_socket)},server=on,wait=off"]
     argv += [
         "-netdev",
@@ -222,7 +232,9 @@ class QemuProcess:
             try:
                 self.qmp = Qmp(self.qmp_socket)
                 return self.qmp
-            except (FileNotFoundError, ConnectionRefusedError, ConnectionError, TimeoutError):
+            # BlockingIOError: the listen backlog is full of our earlier attempts while
+            # QEMU, still preallocating guest RAM, has not reached its main loop.
+            except (FileNotFoundError, ConnectionError, TimeoutError, BlockingIOError):
                 if time.monotonic() > deadline:
                     raise HarnessError(
                         f"QEMU did not open its QMP socket within {timeout:.0f} s"

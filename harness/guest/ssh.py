@@ -157,27 +157,16 @@ class SshSession:
             "its console log may say why"
         ) from failure
 
-    def push(self, local: Path, remote: str, mode: int = 0o644, timeout: float = 120.0) -> str:
+    def push(
+        self,
+        local: Path,
+        remote: str,
+        mode: int = 0o644,
+        timeout: float = 120.0,
+        staged: dict[str, str] | None = None,
+    ) -> str:
         """Copy a file to the guest and verify its sha256 there; return the digest."""
-        data = local.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        tmp = f"{remote}.part"
-        q = _quote
-        res = self.run(
-            f"cat > {q(tmp)} && chmod {mode:o} {q(tmp)} && mv {q(tmp)} {q(remote)} "
-            f"&& sha256sum {q(remote)}",
-            timeout,
-            stdin=data,
-        )
-        got = res.stdout.decode(errors="replace").split()[:1]
-        if res.exit_code != 0:
-            raise HarnessError(f"push {local} -> {remote} failed: {res.stderr.decode().strip()}")
-        if got != [digest]:
-            raise HarnessError(
-                f"push {local} -> {remote}: sha256 in the guest is {got[0] if got else '?'}, "
-                f"expected {digest}"
-            )
-        return digest
+        return push_file(self.run, local, remote, mode, timeout, staged)
 
     def shell(self) -> int:
         """An interactive shell on the caller's terminal; returns its exit status."""
@@ -222,6 +211,40 @@ class SshSession:
 
 def _quote(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
+
+
+def push_file(
+    run: Callable[..., RunResult],
+    local: Path,
+    remote: str,
+    mode: int,
+    timeout: float,
+    staged: dict[str, str] | None = None,
+) -> str:
+    """Copy a file to the guest through `run` (a channel's) and verify its sha256 there.
+
+    `staged` maps sha256 digests to copies the guest already holds (in its initramfs):
+    such a file is copied inside the guest instead of sent."""
+    data = local.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    tmp = f"{remote}.part"
+    q = _quote
+    source = (staged or {}).get(digest)
+    res = run(
+        f"{f'cp {q(source)}' if source else 'cat >'} {q(tmp)} && chmod {mode:o} {q(tmp)} "
+        f"&& mv {q(tmp)} {q(remote)} && sha256sum {q(remote)}",
+        timeout,
+        stdin=None if source else data,
+    )
+    got = res.stdout.decode(errors="replace").split()[:1]
+    if res.exit_code != 0:
+        raise HarnessError(f"push {local} -> {remote} failed: {res.stderr.decode().strip()}")
+    if got != [digest]:
+        raise HarnessError(
+            f"push {local} -> {remote}: sha256 in the guest is {got[0] if got else '?'}, "
+            f"expected {digest}"
+        )
+    return digest
 
 
 def connect(

@@ -43,6 +43,20 @@ class GuestImage:
     modules: frozenset[str] = frozenset()  # names of the driver modules the image loads
 
 
+def find_recipe(image: str) -> Path:
+    """The recipe file of an `image` setting: a packaged recipe's name, or a path."""
+    if "/" in image or image.endswith((".yaml", ".yml")):
+        return Path(image)
+    path = DEFAULT_RECIPE.parent / f"{image}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in DEFAULT_RECIPE.parent.glob("*.yaml"))
+        raise HarnessError(
+            f"--image {image}: no such packaged recipe; packaged: {', '.join(names)}, "
+            "or give a recipe file (RECIPE.yaml)"
+        )
+    return path
+
+
 def load_recipe(path: Path = DEFAULT_RECIPE) -> Recipe:
     try:
         data = yaml.safe_load(path.read_text())

@@ -155,10 +155,12 @@ def summary_text(
     records: list[TestRecord],
     root: Path | None = None,
     session_crashes: list[dict] | None = None,
+    channel: str = "ssh",
 ) -> str:
     """Workload x memory type table of agent cases, then other tests, crashes, and files.
 
     A record is an agent case when its `agent` field names a workload and a memory type.
+    `channel` is the hardware fingerprint's guest_channel: "ssh" or "console: <why>".
     """
     cases: dict[str, dict[str, str]] = {}
     mems: list[str] = []
@@ -206,6 +208,8 @@ def summary_text(
         lines += ["", "known kernel bugs (xfailed):"]
         lines += [f"  {r.name}: {r.reason}" for r in expected]
     lines += ["", count_line(records)]
+    if channel.startswith("console"):
+        lines.append(f"guest driven over its console channel (ttyS1), not SSH: {channel[9:]}")
     if root:
         lines.append(f"files: {root} (results.json, junit.xml, kcidb.json, console logs, logs/)")
     return "\n".join(lines).rstrip() + "\n"

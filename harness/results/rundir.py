@@ -123,7 +123,12 @@ class RunDir:
             "results.json": to_json(self.records, self.meta),
             "junit.xml": to_junit(self.records, session_crashes=self.meta.get("session_crashes")),
             "kcidb.json": to_kcidb(self.records, self.meta, self.run_id),
-            "summary.txt": summary_text(self.records, self.root, self.meta.get("session_crashes")),
+            "summary.txt": summary_text(
+                self.records,
+                self.root,
+                self.meta.get("session_crashes"),
+                self.meta.get("hardware", {}).get("guest_channel", "ssh"),
+            ),
         }
         if "hardware" in self.meta:
             files["hardware.json"] = json.dumps(self.meta["hardware"], indent=2) + "\n"

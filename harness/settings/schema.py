@@ -15,6 +15,7 @@ from typing import Literal
 
 from harness.settings.values import (
     ACCELS,
+    CHANNELS,
     parse_choice,
     parse_cmdline,
     parse_count,
@@ -93,6 +94,12 @@ def _absolute(text: str) -> str:
     return str(Path(parse_word(text)).absolute())
 
 
+def _recipe(text: str) -> str:
+    # A name stays a name (a packaged recipe, wherever the run is); a file becomes absolute.
+    word = parse_word(text)
+    return _absolute(word) if "/" in word or word.endswith((".yaml", ".yml")) else word
+
+
 #: The guest and how long a command in it may take: every command that boots one takes
 #: these, and so do --guest-config files.
 GUEST: tuple[Setting, ...] = (
@@ -129,6 +136,21 @@ GUEST: tuple[Setting, ...] = (
         "kernel command-line additions, after the harness's own (a later one wins)",
         parse_cmdline,
         metavar="'ARG ...'",
+    ),
+    Setting(
+        "channel",
+        "how commands reach the guest: ssh; console (its second serial port, driven with "
+        "pexpect: no network needed); auto: SSH, and the console when SSH does not come up",
+        parse_choice(CHANNELS),
+        "auto",
+        "{" + ",".join(CHANNELS) + "}",
+    ),
+    Setting(
+        "image",
+        "guest image: a packaged recipe by name (default, console-only) or a recipe file",
+        _recipe,
+        "default",
+        metavar="NAME|RECIPE.yaml",
     ),
     Setting(
         "guest_timeout",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 #: --accel: auto picks KVM only where it is real hardware virtualization.
 ACCELS = ("auto", "kvm", "tcg")
+#: --channel: how commands reach the guest (auto: SSH, else the console channel).
+CHANNELS = ("auto", "ssh", "console")
 
 _UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 _HUGEPAGE_KB = (2048, 1024 * 1024)

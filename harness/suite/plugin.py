@@ -190,7 +190,7 @@ class GuestPool:
 
     def _healthy(self) -> bool:
         g = self.guest
-        return bool(g and g.alive() and g.ssh and g.ssh.alive())
+        return bool(g and g.reachable())
 
     def get(self) -> Guest:
         if len(self.failed_boots) >= MAX_FAILED_BOOTS:
@@ -205,7 +205,11 @@ class GuestPool:
         if self.guest is None:
             self.boots += 1
             log = self.run.root / f"console-{self.worker}-{self.boots}.log"
-            guest = guest_from_settings(self.settings, console_log=log, events=self._event)
+            from harness.agent.build import build_agent
+
+            guest = guest_from_settings(
+                self.settings, console_log=log, events=self._event, preload=(build_agent(),)
+            )
             limit = self.settings["guest_timeout"]
             self.timeout = TEST_TIMEOUT[guest.spec.accel] if limit is None else float(limit)
             try:
@@ -282,6 +286,10 @@ class GuestPool:
         )
         # Whether the swap workloads had swap, and which: zram, a virtio-blk disk, none.
         hardware["guest_swap"] = guest.swap.explain() if guest.swap else "unknown"
+        # A run driven over the console channel says so, and why (no SSH, or asked for).
+        hardware["guest_channel"] = (
+            f"console: {guest.console_why}" if guest.driven_by == "console" else "ssh"
+        )
         self.pending_meta = {"hardware": hardware, "kernel": kernel}
 
     def get_agent(self) -> AgentSession:
@@ -289,6 +297,7 @@ class GuestPool:
         if self.agent is None or self.agent.guest is not guest:
             from harness.agent.build import build_agent
 
+            # Built (and cached) before the guest booted: its copy is in the initramfs.
             self.agent = AgentSession(guest, build_agent())
         return self.agent
 
@@ -409,7 +418,7 @@ def _attach_evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.Te
         report.sections.append(("guest hang dump (SysRq w, l)", dump[-20000:]))
         report.longrepr = f"hang: {exc}\n(guest dump in the captured sections and console log)"
         guest.stop()
-    elif not (guest.alive() and guest.ssh and guest.ssh.alive()):
+    elif not guest.reachable():
         # The guest died under the test (panic=-1 makes QEMU exit): let its last console
         # lines land before the slice is cut.
         guest.wait_exit(10.0)
@@ -479,7 +488,7 @@ def _save_gcov(guest: Guest, root: Path, name: str, report: pytest.TestReport) -
 
     root.mkdir(parents=True, exist_ok=True)
     try:
-        if not (guest.alive() and guest.ssh and guest.ssh.alive()):
+        if not guest.reachable():
             raise HarnessError("the guest died during the test")
         (root / f"{name}.tar").write_bytes(gcov.snapshot(guest))
     except HarnessError as e:
@@ -495,7 +504,7 @@ def _test_dmesg(guest: Guest, pool: "GuestPool") -> bytes | None:
         text = agent.take_dmesg()
         if text is not None:
             return text.encode()
-    if not (guest.alive() and guest.ssh and guest.ssh.alive()):
+    if not guest.reachable():
         return None
     return guest.run("dmesg -c", timeout=30).stdout
 

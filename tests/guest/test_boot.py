@@ -80,9 +80,10 @@ def test_missing_network_driver_is_named(settings, kernel, tmp_path):
     text = DEFAULT_RECIPE.read_text().replace("required: [virtio_pci, virtio_net]", "required: []")
     recipe.write_text(text)
     (tmp_path / "init.sh").write_bytes((DEFAULT_RECIPE.parent / "init.sh").read_bytes())
-    g = make_guest(settings, recipe=recipe)
+    # Told to use SSH only: the console channel would otherwise take over (test_console_channel).
+    g = make_guest(settings, recipe=recipe, channel="ssh")
     try:
-        with pytest.raises(HarnessError, match="no network device.*virtio-net"):
+        with pytest.raises(HarnessError, match="has no SSH: no network device.*virtio-net"):
             g.start()
     finally:
         g.stop()

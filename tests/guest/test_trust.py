@@ -51,7 +51,8 @@ def test_a_guest_offering_another_host_key_is_refused(own_guest):
 
 def test_a_guest_without_this_boots_token_is_refused(own_guest):
     good = own_guest.token
-    own_guest.ssh.close()
+    own_guest.channel.close()
+    own_guest.channel = None
     own_guest.token = "not-this-boot"
     try:
         with pytest.raises(HarnessError, match="does not carry this boot's token; refusing"):

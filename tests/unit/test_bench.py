@@ -48,13 +48,13 @@ from harness.events import (
     BootStart,
     CommandEnd,
     CommandStart,
+    GuestReady,
     GuestStarting,
     GuestStop,
     ImageReady,
     PortTaken,
     Push,
     QmpReady,
-    SshReady,
     ignore,
 )
 from harness.suite import plugin as suite_plugin
@@ -90,7 +90,7 @@ READY_EVENTS = [
     BootLine("", t=105.1),
     *(BootLine(text, t=t) for t, text in READY_LINES),
     BootEnd(16.65, t=116.65),
-    SshReady(34568, 1.95, t=118.60),
+    GuestReady("ssh", 34568, 1.95, t=118.60),
 ]
 
 

@@ -18,6 +18,7 @@ from harness.events import (
     CommandStart,
     DriversMissing,
     Event,
+    GuestReady,
     GuestStarting,
     GuestStop,
     ImageReady,
@@ -27,7 +28,6 @@ from harness.events import (
     Push,
     PvhKernel,
     QmpReady,
-    SshReady,
     SwapPlanned,
     SwapReported,
 )
@@ -89,7 +89,7 @@ class FakeSsh:
             raise CommandTimeout(cmd, timeout, b"", b"")
         return RunResult(0, b"6.1.0-56-amd64\n", b"", 0.1)
 
-    def push(self, local: Path, remote: str, mode: int) -> str:
+    def push(self, local: Path, remote: str, mode: int, staged: dict[str, str]) -> str:
         return hashlib.sha256(local.read_bytes()).hexdigest()
 
     def close(self) -> None:
@@ -149,7 +149,7 @@ def test_a_guest_reports_its_start_commands_push_and_stop(make_guest, tmp_path: 
         "SwapReported",
         "BootLine",
         "BootEnd",
-        "SshReady",
+        "GuestReady",
     ]
     boot = next(e for e in seen if isinstance(e, BootStart))
     assert (boot.accel, boot.cpu, boot.smp, boot.mem_mb, boot.port) == (
@@ -223,7 +223,7 @@ def test_a_failed_start_ends_in_one_stop_and_no_ready(make_guest):
         g.start()
     g.stop()
     assert kinds(seen)[-2:] == ["BootLine", "GuestStop"]
-    assert not any(isinstance(e, (BootEnd, SshReady)) for e in seen)
+    assert not any(isinstance(e, (BootEnd, GuestReady)) for e in seen)
 
 
 def test_a_guest_that_died_says_so_when_stopped(make_guest):
@@ -256,7 +256,7 @@ RECORDED = [
     SwapReported("virtio-blk disk /dev/vda 256 MiB on", t=1017.90),
     BootLine("uffd-harness: READY", t=1017.99),
     BootEnd(17.7, t=1018.00),
-    SshReady(34568, 1.9, t=1019.90),
+    GuestReady("ssh", 34568, 1.9, t=1019.90),
     Push(Path("/tmp/tool"), "/tmp/tool", "ab" * 32, 0.9, t=1020.80),
     CommandStart("uname -r", t=1021.00),
     CommandEnd("uname -r", 0.2, 0, t=1021.20),

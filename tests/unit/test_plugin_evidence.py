@@ -30,9 +30,11 @@ class FakeConsole:
 class FakeGuest:
     def __init__(self, console: FakeConsole, dmesg: bytes | Exception):
         self.console, self.dmesg = console, dmesg
-        self.ssh = SimpleNamespace(alive=lambda: True)
 
     def alive(self) -> bool:
+        return True
+
+    def reachable(self) -> bool:
         return True
 
     def run(self, cmd: str, timeout: float):

@@ -135,3 +135,15 @@ def test_commas_in_every_path_inside_an_option_are_escaped(tmp_path):
     assert opt(argv, "-chardev") == ["file,id=con0,path=/r,,1/console.log"]
     assert opt(argv, "-qmp") == ["unix:/r,,1/qmp,server=on,wait=off"]
     assert "mem-path=/dev/huge,,pages/x," in opt(argv, "-object")[0]
+
+
+def test_the_console_channel_is_the_second_serial_port_on_its_own_socket():
+    files = dataclasses.replace(FILES, channel_socket=Path("/w,1/chan.sock"))
+    argv = build_argv(spec(), files, 1, "t")
+    assert opt(argv, "-chardev") == [
+        "file,id=con0,path=/r/console.log",
+        "socket,id=chan0,path=/w,,1/chan.sock,server=on,wait=off",
+    ]
+    # Order is the guest's numbering: the console stays ttyS0, the channel is ttyS1.
+    assert opt(argv, "-serial") == ["chardev:con0", "chardev:chan0"]
+    assert "console=ttyS0" in opt(argv, "-append")[0].split()

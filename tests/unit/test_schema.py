@@ -26,6 +26,8 @@ CHANGED = {
     "panic_on_warn": True,
     "guest_timeout": 42.5,
     "cmdline": "mitigations=off nokaslr",
+    "channel": "console",
+    "image": "console-only",
 }
 
 

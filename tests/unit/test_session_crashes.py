@@ -27,7 +27,6 @@ WARN = (
 class FakeGuest:
     def __init__(self, path: Path):
         self.console = ConsoleLog(path)
-        self.ssh = None
 
     def say(self, text: str) -> None:
         with self.console.path.open("a") as f:
@@ -35,6 +34,9 @@ class FakeGuest:
 
     def alive(self) -> bool:
         return False
+
+    def reachable(self) -> bool:
+        return self.alive()
 
     def stop(self) -> None:
         pass
@@ -171,7 +173,6 @@ class HealthyGuest(FakeGuest):
 
     def __init__(self, path: Path, kmemleak: str):
         super().__init__(path)
-        self.ssh = SimpleNamespace(alive=lambda: True)
         self.kmemleak = kmemleak
         self.commands: list[str] = []
 
