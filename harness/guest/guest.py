@@ -425,6 +425,9 @@ class Guest:
         self.swap_disk.unlink(missing_ok=True)
         if self.preload:
             self.initrd.unlink(missing_ok=True)
+        if not self.console.path.is_relative_to(self.workdir):
+            # The console log lives elsewhere: nothing in the work dir is worth keeping.
+            self.cleanup()
         if self._stop_due:
             self._stop_due = False
             self.events(GuestStop(time.monotonic() - t0, code, died))

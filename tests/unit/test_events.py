@@ -203,6 +203,8 @@ def test_a_guest_reports_its_start_commands_push_and_stop(make_guest, tmp_path: 
     assert seen[4] == Push(agent, "/tmp/uffd-agent", digest, seen[4].seconds, t=seen[4].t)
     assert seen[5].exit_code == 0 and not seen[5].died
     assert not disk.exists()
+    # Its console log lives elsewhere, so nothing of the guest's work dir is left in /tmp.
+    assert not g.workdir.exists()
 
 
 def test_a_taken_port_is_reported_and_the_boot_goes_on(make_guest):
