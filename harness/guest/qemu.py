@@ -83,13 +83,21 @@ def build_argv(
         machine += ",max-ram-below-4g=1G"
     argv = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none"]
     argv += ["-cpu", spec.cpu_model, "-smp", str(spec.smp), "-m", f"{spec.mem_mb}M"]
-    if backing:
-        path, _ = backing
-        argv += [
-            "-object",
-            f"memory-backend-file,id=ram0,size={spec.mem_mb}M,mem-path={_escape(path)},share=on,"
-            "prealloc=on",
-        ]
+    nodes = spec.node_sizes_mb()
+    for i, size in enumerate(nodes if backing or len(nodes) > 1 else []):
+        if backing:
+            path, _ = backing
+            backend = f"memory-backend-file,id=ram{i},size={size}M,mem-path={_escape(path)},"
+            backend += "share=on,prealloc=on"
+        else:
+            backend = f"memory-backend-ram,id=ram{i},size={size}M"
+        argv += ["-object", backend]
+    if len(nodes) > 1:
+        # Every CPU on node 0; the other nodes are memory that pages can migrate to.
+        argv += ["-numa", f"node,nodeid=0,cpus=0-{spec.smp - 1},memdev=ram0"]
+        for i in range(1, len(nodes)):
+            argv += ["-numa", f"node,nodeid={i},memdev=ram{i}"]
+    elif backing:
         machine += ",memory-backend=ram0"
     argv += ["-machine", machine]
     argv += ["-kernel", str(files.kernel), "-initrd", str(files.initrd)]

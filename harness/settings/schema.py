@@ -130,6 +130,14 @@ GUEST: tuple[Setting, ...] = (
         "SIZE:N,...",
     ),
     Setting("host_hugepages", "back guest RAM with host hugetlbfs pages", default=False),
+    Setting(
+        "numa",
+        "guest NUMA nodes: node 0 has every CPU, each other node 512 MiB of RAM that pages "
+        "can migrate to (the wp-numa-migrate workload)",
+        parse_count,
+        2,
+        "N",
+    ),
     Setting("panic_on_warn", "boot guests with panic_on_warn=1", default=False),
     Setting(
         "cmdline",

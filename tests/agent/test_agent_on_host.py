@@ -49,6 +49,7 @@ WORKLOADS = {
     "wp-fork-swap",
     "wp-swapoff",
     "wp-migrate",
+    "wp-numa-migrate",
     "wp-zap",
     "wp-thp",
     "wp-thp-split",
@@ -234,6 +235,7 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     assert by_name["minor-anon-rejected"] == {"anon", "anon-thp"}
     assert by_name["api"] == {"anon"}  # memory-independent
     assert by_name["wp-migrate"] == CLASSIC_TYPES | {"anon-thp"}
+    assert by_name["wp-numa-migrate"] == CLASSIC_TYPES | {"anon-thp"}
     for name in (
         "missing-copy",
         "missing-zeropage",

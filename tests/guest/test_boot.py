@@ -247,7 +247,7 @@ def test_host_hugepages_back_guest_ram(settings, tmp_path):
         }
         backing = host_backing(1024, read_pools(), mounts)
         assert backing == (mnt, 2048)
-        g = make_guest(settings, mem="1G", hugepages="2M:16", backing=backing).start()
+        g = make_guest(settings, mem="1G", hugepages="2M:16", numa=1, backing=backing).start()
         assert g.run("true", timeout=30).exit_code == 0
         used = free_before - int((sysfs / "free_hugepages").read_text())
         assert used == 512, f"guest RAM took {used} host hugepages, expected 512 (1 GiB)"

@@ -60,7 +60,9 @@ def test_gigantic_pages_move_ram_above_4g():
 
 
 def test_host_hugepage_backing():
-    argv = build_argv(spec(mem_mb=1024), FILES, 1, "t", backing=(Path("/dev/hugepages"), 2048))
+    argv = build_argv(
+        spec(mem_mb=1024, numa_nodes=1), FILES, 1, "t", backing=(Path("/dev/hugepages"), 2048)
+    )
     assert opt(argv, "-object") == [
         "memory-backend-file,id=ram0,size=1024M,mem-path=/dev/hugepages,share=on,prealloc=on"
     ]
@@ -147,3 +149,27 @@ def test_the_console_channel_is_the_second_serial_port_on_its_own_socket():
     # Order is the guest's numbering: the console stays ttyS0, the channel is ttyS1.
     assert opt(argv, "-serial") == ["chardev:con0", "chardev:chan0"]
     assert "console=ttyS0" in opt(argv, "-append")[0].split()
+
+
+def test_a_numa_guest_has_every_cpu_on_node_0_and_small_memory_only_nodes():
+    argv = build_argv(spec(smp=2, mem_mb=3072, numa_nodes=2), FILES, 1, "t")
+    assert opt(argv, "-object") == [
+        "memory-backend-ram,id=ram0,size=2560M",
+        "memory-backend-ram,id=ram1,size=512M",
+    ]
+    assert opt(argv, "-numa") == [
+        "node,nodeid=0,cpus=0-1,memdev=ram0",
+        "node,nodeid=1,memdev=ram1",
+    ]
+    assert "memory-backend" not in opt(argv, "-machine")[0]
+    # Host hugepages back every node.
+    argv = build_argv(
+        spec(mem_mb=2048, numa_nodes=2), FILES, 1, "t", backing=(Path("/dev/hugepages"), 2048)
+    )
+    assert [o.split(",")[0] for o in opt(argv, "-object")] == ["memory-backend-file"] * 2
+    assert all("mem-path=/dev/hugepages" in o for o in opt(argv, "-object"))
+
+
+def test_one_node_is_plain_guest_ram():
+    argv = build_argv(spec(numa_nodes=1), FILES, 1, "t")
+    assert "-numa" not in argv and "-object" not in argv

@@ -27,6 +27,7 @@ CHANGED = {
     "guest_timeout": 42.5,
     "cmdline": "mitigations=off nokaslr",
     "channel": "console",
+    "numa": 1,
     "image": "console-only",
 }
 

@@ -49,17 +49,28 @@ def test_bad_seconds(text):
 
 
 def test_pools_must_fit_in_memory(tmp_path):
-    spec = GuestSpec(kernel=tmp_path, mem_mb=1024, hugepages={2048: 512})
+    spec = GuestSpec(kernel=tmp_path, mem_mb=1024, hugepages={2048: 512}, numa_nodes=1)
     with pytest.raises(UsageError, match="needs 1024 MiB but --mem is 1024"):
         spec.validate()
-    GuestSpec(kernel=tmp_path, mem_mb=1280, hugepages={2048: 512}).validate()
+    GuestSpec(kernel=tmp_path, mem_mb=1280, hugepages={2048: 512}, numa_nodes=1).validate()
 
 
 def test_gigantic_pages_need_room_above_low_ram(tmp_path):
-    spec = GuestSpec(kernel=tmp_path, mem_mb=1536, hugepages={1024 * 1024: 1})
+    spec = GuestSpec(kernel=tmp_path, mem_mb=1536, hugepages={1024 * 1024: 1}, numa_nodes=1)
     with pytest.raises(UsageError, match="needs --mem 2176M"):
         spec.validate()
     GuestSpec(kernel=tmp_path, mem_mb=3072, hugepages={2048: 128, 1024 * 1024: 1}).validate()
+
+
+def test_numa_nodes_after_the_first_take_their_memory_from_node_0(tmp_path):
+    spec = GuestSpec(kernel=tmp_path, mem_mb=2304, hugepages={1024 * 1024: 1}, numa_nodes=2)
+    assert spec.node_sizes_mb() == [1792, 512]
+    with pytest.raises(UsageError, match="needs --mem 2688M .* 512 MiB for the other NUMA nodes"):
+        spec.validate()
+    spec = GuestSpec(kernel=tmp_path, mem_mb=2048, hugepages={2048: 8}, numa_nodes=4)
+    with pytest.raises(UsageError, match="leaves node 0 512 MiB of --mem 2048M: use --mem 2560M"):
+        spec.validate()
+    GuestSpec(kernel=tmp_path, mem_mb=2560, hugepages={2048: 8}, numa_nodes=4).validate()
 
 
 def test_cpu_default_follows_accel(tmp_path):

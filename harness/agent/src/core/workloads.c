@@ -46,6 +46,11 @@ const struct workload workloads[] = {
 	  "protect, then MADV_SOFT_OFFLINE moves every page to a new frame (migration entries; a THP split "
 	  "first): new PFNs, bit 57 kept, reads raise nothing, each write faults once at its address, data intact",
 	  wp_migrate },
+	{ "wp-numa-migrate", CLASSIC_TYPES | MEMBIT(MEM_ANON_THP),
+	  "protect on node 0, then move_pages() moves every page to node 1 (migration entries; a THP "
+	  "moves whole through a PMD migration entry): all on node 1, THP still huge, bit 57 kept, reads raise "
+	  "nothing, each write faults once at its address, data intact",
+	  wp_numa_migrate },
 	{ "wp-zap", MEM_SHARED_FILE,
 	  "after MADV_DONTNEED bit 57 persists as a PTE marker; fault-in keeps it; the next write still faults",
 	  wp_zap },

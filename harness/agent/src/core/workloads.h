@@ -37,6 +37,7 @@ void wp_swap_protect(struct run *run);
 void wp_fork_swap(struct run *run);
 void wp_swapoff(struct run *run);
 void wp_migrate(struct run *run);
+void wp_numa_migrate(struct run *run);
 void api(struct run *run);
 void wp_zap(struct run *run);
 void wp_thp(struct run *run);
