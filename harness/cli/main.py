@@ -316,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     from harness.bench.command import add_bench_parser
+    from harness.cli.compare import add_compare_parser
     from harness.cli.coverage import add_coverage_parser
     from harness.cli.kernel import add_kernel_parser
     from harness.cli.soak import add_soak_parser
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_kernel_parser(sub)
     add_coverage_parser(sub)
     add_soak_parser(sub)
+    add_compare_parser(sub)
 
     d = sub.add_parser("doctor", help="check the host for what the harness needs")
     d.add_argument(
