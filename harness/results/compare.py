@@ -3,8 +3,11 @@ titles; the verdict a nightly job acts on. Pure: results.json data in, a Compari
 
 from dataclasses import dataclass, field
 
-#: Outcomes that fail a run (an XPASS is a known bug that no longer shows).
-FAILING = ("failed", "error", "xpassed")
+from harness.results.record import case_key, merged_outcome
+
+#: Outcomes that fail a run (an XPASS is a known bug that no longer shows; a flaky case,
+#: run several times with `--repeat`, failed at least once).
+FAILING = ("failed", "error", "xpassed", "flaky")
 
 #: Kinds of change that make the new run a regression, in report order.
 REGRESSIONS = ("new-failure", "known-bug-changed", "new-skip", "missing", "new-crash")
@@ -99,11 +102,23 @@ def _case_change(name: str, base: dict | None, new: dict | None) -> Change | Non
     return Change("known-bug-changed", name, b, n, new.get("reason", ""))
 
 
+def _cases(data: dict) -> dict[str, dict]:
+    """Case -> its record; a case run several times (--repeat) gets the merged outcome
+    (flaky when the runs differ) and the record of a failing run, if any."""
+    runs: dict[str, list[dict]] = {}
+    for t in data.get("tests", []):
+        runs.setdefault(case_key(t["name"], t.get("agent")), []).append(t)
+    merged = {}
+    for key, tests in runs.items():
+        shown = next((t for t in tests if t["outcome"] in FAILING), tests[-1])
+        merged[key] = {**shown, "outcome": merged_outcome([t["outcome"] for t in tests])}
+    return merged
+
+
 def compare(base: dict, new: dict) -> Comparison:
     """Two results.json documents -> every change from base to new."""
     out = Comparison(_kernel(base), _kernel(new))
-    old = {t["name"]: t for t in base.get("tests", [])}
-    now = {t["name"]: t for t in new.get("tests", [])}
+    old, now = _cases(base), _cases(new)
     for name in [*old, *(n for n in now if n not in old)]:
         change = _case_change(name, old.get(name), now.get(name))
         if change:

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.results.record import TestRecord, count_line, counts
+from harness.results.record import TestRecord, case_key, count_line, counts, repeated_cases
 
 KCIDB_ORIGIN = "uffd_harness"
 
@@ -15,7 +15,10 @@ def to_json(records: list[TestRecord], meta: dict) -> str:
     # One record per line: rewritten after every test, so indenting every agent check
     # would make it several times larger and slower to write; still greppable.
     tests = ",\n  ".join(json.dumps(asdict(r), separators=(",", ":")) for r in records)
-    head = json.dumps({"meta": meta, "counts": counts(records)}, separators=(",", ":"))
+    head_data: dict = {"meta": meta, "counts": counts(records)}
+    if repeated := repeated_cases(records):
+        head_data["cases"] = repeated  # --repeat: outcomes per case, and which are flaky
+    head = json.dumps(head_data, separators=(",", ":"))
     return f'{head[:-1]},\n "tests": [\n  {tests}\n ]\n}}\n'
 
 
@@ -144,6 +147,16 @@ _CELL = {
 }
 
 
+_FAILING_OUTCOMES = ("failed", "error", "xpassed", "xfailed")
+
+
+def _repeated_cell(rep: dict) -> str:
+    """A table cell for a case run several times: `pass x3`, or `FLAKY 2/3` (passes/runs)."""
+    if rep["verdict"] != "flaky":
+        return f"{_CELL[rep['verdict']]} x{rep['runs']}"
+    return f"FLAKY {rep.get('passed', 0)}/{rep['runs']}"
+
+
 def crash_place(crash: dict) -> str:
     """`between tests (after test_a, before test_b)`: where a crash that belongs to no test
     was found (a session crash record's phase and neighbours)."""
@@ -165,10 +178,13 @@ def summary_text(
     cases: dict[str, dict[str, str]] = {}
     mems: list[str] = []
     others = []
+    repeated = repeated_cases(records)
     for r in records:
         a = r.agent or {}
         if a.get("workload") and a.get("mem"):
-            cases.setdefault(a["workload"], {})[a["mem"]] = _CELL[r.outcome]
+            rep = repeated.get(case_key(r.name, a))
+            cell = _CELL[r.outcome] if not rep else _repeated_cell(rep)
+            cases.setdefault(a["workload"], {})[a["mem"]] = cell
             if a["mem"] not in mems:
                 mems.append(a["mem"])
         else:
@@ -176,7 +192,7 @@ def summary_text(
     lines = []
     if cases:
         width = max(len(w) for w in cases) + 2
-        cols = [max(len(m), 5) + 2 for m in mems]
+        cols = [max(len(m), 5, *(len(row.get(m, "")) for row in cases.values())) + 2 for m in mems]
         lines.append(
             "workload".ljust(width) + "".join(m.ljust(c) for m, c in zip(mems, cols, strict=True))
         )
@@ -202,6 +218,16 @@ def summary_text(
         lines += ["", "kernel crashes outside any test:"]
         lines += [
             f"  {c['title']}  ({crash_place(c)}; {c.get('console', '')})" for c in session_crashes
+        ]
+    flaky = {k: v for k, v in repeated.items() if v["verdict"] == "flaky"}
+    if flaky:
+        lines += ["", "flaky (outcomes differ between runs; never a pass):"]
+        lines += [
+            f"  {k}: {v['runs']} runs: "
+            + ", ".join(
+                f"{v[o]} {o}" for o in ("passed", *_FAILING_OUTCOMES, "skipped") if v.get(o)
+            )
+            for k, v in flaky.items()
         ]
     expected = [r for r in records if r.outcome == "xfailed"]
     if expected:

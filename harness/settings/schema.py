@@ -189,6 +189,15 @@ SUITE: tuple[Setting, ...] = (
     ),
     Setting("fresh_guest", "a new guest for every test", default=False, in_file=False),
     Setting(
+        "repeat",
+        "run each agent case N times; the summary counts outcomes per case, and a case "
+        "with mixed outcomes is FLAKY, never a pass",
+        parse_count,
+        1,
+        "N",
+        in_file=False,
+    ),
+    Setting(
         "gcov",
         "after each test, save the guest kernel's gcov counters (a kernel built with "
         "CONFIG_GCOV_KERNEL, as `uffd-harness coverage` builds it) to DIR/<test>.tar",

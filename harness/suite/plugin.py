@@ -54,14 +54,15 @@ KMEMLEAK_COMMAND = (
 )
 
 
-def _settings(config: pytest.Config) -> dict[str, object]:
-    """The session's settings, checked once at configure time."""
+def session_settings(config: pytest.Config) -> dict[str, object]:
+    """The session's settings (defaults, --guest-config, flags), checked once at configure
+    time."""
     return config.stash[_SETTINGS]
 
 
 def session_kernel(config: pytest.Config) -> KernelImage:
     """The kernel guest tests will boot, known without booting it (for collection)."""
-    kernel = _settings(config).get("kernel")
+    kernel = session_settings(config).get("kernel")
     return inspect_kernel(Path(str(kernel))) if kernel else default_kernel()
 
 
@@ -156,7 +157,7 @@ class GuestPool:
 
     def __init__(self, config: pytest.Config):
         self.config = config
-        self.settings = _settings(config)
+        self.settings = session_settings(config)
         self.run: RunDir = config.stash[_RUN]
         self.worker = _worker(config)
         self.guest: Guest | None = None

@@ -5,10 +5,13 @@ only a failure the list explains satisfies: any other failure fails, and a pass 
 reported as XPASS (strict), so the list stays honest.
 """
 
+import itertools
+
 import pytest
 
 from harness.agent.build import agent_cases
-from harness.suite.plugin import reproduce_command, session_kernel
+from harness.results.record import REPEAT_MARK
+from harness.suite.plugin import reproduce_command, session_kernel, session_settings
 from harness.verdict.known_issues import load_known_issues, match
 from harness.verdict.outcomes import describe_failure, known_reason, verdict
 
@@ -24,8 +27,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     release = session_kernel(metafunc.config).release
     issues = load_known_issues()
+    repeat = int(session_settings(metafunc.config)["repeat"])  # type: ignore[call-overload]
     params = []
-    for workload, mem in agent_cases():
+    for (workload, mem), run in itertools.product(agent_cases(), range(1, repeat + 1)):
         listed = match(issues, workload, mem, release)
         marks = (
             [
@@ -38,7 +42,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             if listed
             else []
         )
-        params.append(pytest.param((workload, mem), marks=marks, id=f"{workload}-{mem}"))
+        case_id = f"{workload}-{mem}" + (f"{REPEAT_MARK}{run}" if repeat > 1 else "")
+        params.append(pytest.param((workload, mem), marks=marks, id=case_id))
     metafunc.parametrize("case", params)
 
 

@@ -139,3 +139,22 @@ def test_the_command_exits_1_on_a_regression_0_otherwise_2_on_bad_input(tmp_path
     assert json.loads(capsys.readouterr().out)["regression"] is True
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2
     assert "no results.json there" in capsys.readouterr().err
+
+
+def test_repeated_runs_compare_as_one_case_and_flaky_is_a_regression():
+    def runs(*outcomes):
+        return run(
+            *(
+                {
+                    **test(f"test_agent[wp-basic-anon~{i}]", o),
+                    "agent": {"workload": "wp-basic", "mem": "anon", "checks": []},
+                }
+                for i, o in enumerate(outcomes, 1)
+            )
+        )
+
+    c = compare(runs("passed", "passed"), runs("passed", "failed", "passed"))
+    assert [(ch.kind, ch.case, ch.base, ch.new) for ch in c.changes] == [
+        ("new-failure", "wp-basic:anon", "passed", "flaky")
+    ]
+    assert not compare(runs("passed", "passed"), runs("passed")).changes

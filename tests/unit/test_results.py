@@ -3,7 +3,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.results.formats import OUTSIDE_TESTS, summary_text, to_junit, to_kcidb
+from harness.results.formats import OUTSIDE_TESTS, summary_text, to_json, to_junit, to_kcidb
 from harness.results.hardware import hardware_fingerprint
 from harness.results.record import TestRecord, count_line
 from harness.results.rundir import RunDir
@@ -223,3 +223,25 @@ def test_results_honour_the_umask_and_reach_the_disk(tmp_path, monkeypatch):
     assert str(tmp_path / "r" / "results.jsonl") in synced
     assert str(tmp_path / "r") in synced  # the directory entries too
     assert any(".results.json." in s for s in synced)  # before its rename
+
+
+def test_repeated_cases_are_counted_and_mixed_outcomes_are_flaky_never_a_pass():
+    def rec(name, outcome, mem="anon"):
+        return TestRecord(name, outcome, 0.1, agent={"workload": "wp-basic", "mem": mem})
+
+    recs = [
+        rec("test_agent[wp-basic-anon~1]", "passed"),
+        rec("test_agent[wp-basic-anon~2]", "failed"),
+        rec("test_agent[wp-basic-anon~3]", "passed"),
+        rec("test_agent[wp-basic-shmem~1]", "passed", "shmem"),
+        rec("test_agent[wp-basic-shmem~2]", "passed", "shmem"),
+        rec("test_agent[wp-basic-shmem~3]", "passed", "shmem"),
+    ]
+    text = summary_text(recs)
+    assert text.splitlines()[1].split() == ["wp-basic", "FLAKY", "2/3", "pass", "x3"]
+    assert "  wp-basic:anon: 3 runs: 2 passed, 1 failed" in text
+    cases = json.loads(to_json(recs, {}))["cases"]
+    assert cases["wp-basic:anon"] == {"runs": 3, "passed": 2, "failed": 1, "verdict": "flaky"}
+    assert cases["wp-basic:shmem"] == {"runs": 3, "passed": 3, "verdict": "passed"}
+    # A run without --repeat has no per-case block.
+    assert "cases" not in json.loads(to_json(recs[:1], {}))

@@ -72,11 +72,11 @@ def test_flags_win_over_file_over_defaults():
 INNER = """
 import json
 
-from harness.suite.plugin import _settings
+from harness.suite.plugin import session_settings
 
 
 def test_dump(request):
-    print("SETTINGS=" + json.dumps(_settings(request.config), default=str))
+    print("SETTINGS=" + json.dumps(session_settings(request.config), default=str))
 """
 
 
@@ -95,7 +95,7 @@ def inner_pytest(tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 def test_pytest_options_say_the_settings_back(tmp_path):
     results, gcov = tmp_path / "out", tmp_path / "gcov"
-    suite = {"results": results, "fresh_guest": True, "gcov": gcov}
+    suite = {"results": results, "fresh_guest": True, "gcov": gcov, "repeat": 3}
     flags = as_flags({**CHANGED, **suite}, "pytest", SETTINGS)
     proc = inner_pytest(tmp_path, *flags)
     assert proc.returncode == 0, proc.stdout + proc.stderr
