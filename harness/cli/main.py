@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness import HarnessError, UsageError
+from harness.cli.exits import (
+    EXIT_CRASH,
+    EXIT_FAILED,
+    EXIT_HARNESS,
+    EXIT_PASSED,
+    EXIT_TIMEOUT,
+    interrupted_exit_code,
+    on_signal,
+)
 from harness.cli.progress import Clock
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.guest.ssh import CommandTimeout, SshSession
@@ -20,12 +29,6 @@ from harness.settings.options import add_guest_args, add_suite_args, arg_type, s
 from harness.settings.schema import GUEST, SUITE, as_flags
 from harness.settings.values import parse_seconds
 
-EXIT_TIMEOUT = 124  # as timeout(1) does
-# `uffd-harness run`'s exit codes, for a CI job to act on (README: "Exit codes").
-EXIT_PASSED = 0  # every case passed or is a known kernel bug (xfail); some case passed
-EXIT_FAILED = 1  # a case failed or errored, an XPASS, nothing passed, nothing collected
-EXIT_HARNESS = 2  # a usage or harness error: bad flag, directory in use, pytest error
-EXIT_CRASH = 3  # the kernel crashed: in a test, at boot, between tests, after the last
 #: The limit of boot's command and of agent's run when neither --timeout nor
 #: --guest-timeout is given.
 BOOT_COMMAND_TIMEOUT = 24 * 3600.0
@@ -319,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.cli.compare import add_compare_parser
     from harness.cli.coverage import add_coverage_parser
     from harness.cli.kernel import add_kernel_parser
+    from harness.cli.repro import add_repro_parser
     from harness.cli.soak import add_soak_parser
 
     add_bench_parser(sub)
@@ -326,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_coverage_parser(sub)
     add_soak_parser(sub)
     add_compare_parser(sub)
+    add_repro_parser(sub)
 
     d = sub.add_parser("doctor", help="check the host for what the harness needs")
     d.add_argument(
@@ -335,27 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised as Ctrl-C's exception: pytest (and every `finally`) then
-    ends the way it does for Ctrl-C: results written, guests stopped. A SystemExit would
-    only fail the running test, and pytest would go on with the next."""
-
-    #: The signal that ended the run, for the exit code (128 + signal, as a shell says).
-    signum = 0
-
-
-def _terminate(signum: int, frame: object) -> None:
-    Terminated.signum = signum
-    raise Terminated()
-
-
-def interrupted_exit_code() -> int:
-    return 128 + (Terminated.signum or signal.SIGINT)
-
-
 def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
+        signal.signal(sig, on_signal)
     try:
         args = build_parser().parse_args(argv)
         for f in getattr(args, "push", []):
