@@ -319,11 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.cli.compare import add_compare_parser
     from harness.cli.coverage import add_coverage_parser
     from harness.cli.kernel import add_kernel_parser
+    from harness.cli.kselftest import add_kselftest_parser
     from harness.cli.soak import add_soak_parser
 
     add_bench_parser(sub)
     add_kernel_parser(sub)
     add_coverage_parser(sub)
+    add_kselftest_parser(sub)
     add_soak_parser(sub)
     add_compare_parser(sub)
 

@@ -92,7 +92,8 @@ def to_kcidb(records: list[TestRecord], meta: dict, run_id: str) -> str:
             "id": f"{build_id}:{i}",
             "origin": KCIDB_ORIGIN,
             "build_id": build_id,
-            "path": "uffd." + r.name.replace("[", ".").replace("]", "").replace("-", "_"),
+            "path": "uffd."
+            + r.name.replace("[", ".").replace("]", "").replace("-", "_").replace(":", "."),
             "status": _KCIDB_STATUS[r.outcome],
             "duration": round(r.duration, 3),
             "environment": {"comment": meta.get("environment", "")},
@@ -151,13 +152,23 @@ def crash_place(crash: dict) -> str:
     return crash.get("phase", "at boot") + (f" ({', '.join(around)})" if around else "")
 
 
+def _cell(r: TestRecord) -> tuple[str, str]:
+    """(row, column) of a record in the summary table: an agent case's workload and memory
+    type, or a kernel selftest case's `binary:case` and memory type; ("", "") for others."""
+    if r.selftest:
+        return f"{r.selftest.get('binary')}:{r.selftest.get('case')}", r.selftest.get("mem", "-")
+    a = r.agent or {}
+    return a.get("workload", ""), a.get("mem", "")
+
+
 def summary_text(
     records: list[TestRecord],
     root: Path | None = None,
     session_crashes: list[dict] | None = None,
     channel: str = "ssh",
 ) -> str:
-    """Workload x memory type table of agent cases, then other tests, crashes, and files.
+    """Workload x memory type table of agent cases (and kernel selftest cases), then other
+    tests, crashes, and files.
 
     A record is an agent case when its `agent` field names a workload and a memory type.
     `channel` is the hardware fingerprint's guest_channel: "ssh" or "console: <why>".
@@ -166,11 +177,11 @@ def summary_text(
     mems: list[str] = []
     others = []
     for r in records:
-        a = r.agent or {}
-        if a.get("workload") and a.get("mem"):
-            cases.setdefault(a["workload"], {})[a["mem"]] = _CELL[r.outcome]
-            if a["mem"] not in mems:
-                mems.append(a["mem"])
+        row, mem = _cell(r)
+        if row and mem:
+            cases.setdefault(row, {})[mem] = _CELL[r.outcome]
+            if mem not in mems:
+                mems.append(mem)
         else:
             others.append(r)
     lines = []
