@@ -78,6 +78,16 @@ def hugepage_shortage(inv: Invocation, facts: GuestFacts, half_mb: int) -> str |
     return None
 
 
+def remote_command(argv: list[str], scratch: str | None = None, workdir: str = REMOTE_DIR) -> str:
+    """The guest command for one selftest run: stdout and stderr merged (the parsers read
+    them in the order printed), then run_vmtests.sh's `rm -f "$mnt"/uffd-test` when the
+    run made that file; the command's exit code is the selftest's."""
+    cmd = f"cd {shlex.quote(workdir)} && {shlex.join(argv)} 2>&1"
+    if scratch:
+        cmd += f"; rc=$?; rm -f {shlex.quote(scratch)}; (exit $rc)"
+    return cmd
+
+
 def selftest_result(binary: str, mem: str, case: Case) -> dict:
     """A case as the known-issues verdict reads an agent result: the case is its one check."""
     status = {"pass": "pass", "fail": "fail", "skip": "skip", "xfail": "fail"}[case.status]
@@ -211,12 +221,12 @@ class KselftestRun:
         label = f"{inv.binary}-{inv.mem}" if inv.mem else inv.binary
         short = hugepage_shortage(inv, self.facts, half)
         if short:
-            self.opts.say("kselftest", f"{inv.label}: skipped: {short}")
+            self.opts.say("kselftest", f"{' '.join(argv)}: skipped: {short}")
             cases = [Case(name, "skip", short) for name in inv.expected or ("(whole program)",)]
             return self._records(inv, cases, argv, None, 0.0, "", label, [])
         self.opts.say("kselftest", f"running {' '.join(argv)}")
-        cleanup = f"; rm -f {HUGETLBFS}/uffd-test" if "{mnt}" in " ".join(inv.args) else ""
-        cmd = f"cd {REMOTE_DIR} && {shlex.join(argv)} 2>&1{cleanup}"
+        scratch = f"{HUGETLBFS}/uffd-test" if "{mnt}" in " ".join(inv.args) else None
+        cmd = remote_command(argv, scratch)
         start = guest.console.offset()
         t0 = time.monotonic()
         hang, dump, dmesg, exit_code = "", "", "", None
@@ -245,7 +255,7 @@ class KselftestRun:
         parsed = PARSERS[inv.parser](output)
         cases = interpret(parsed, exit_code, output, inv.expected, hang)
         done = f"exit {exit_code}" if exit_code is not None else hang
-        self.opts.say("kselftest", f"{inv.label}: {done} after {duration:.1f} s")
+        self.opts.say("kselftest", f"{' '.join(argv)}: {done} after {duration:.1f} s")
         return self._records(inv, cases, argv, exit_code, duration, output, label, crashes)
 
     def _records(

@@ -23,6 +23,7 @@ from harness.kselftest.run import (
     GuestFacts,
     hugepage_shortage,
     parse_probe,
+    remote_command,
     selftest_result,
     wp_mremap_mem,
 )
@@ -447,3 +448,16 @@ def test_summary_table_and_exit_code_know_selftest_records():
     skipped = TestRecord("kselftest[x]", "skipped", 0.0, "no hugepages")
     assert kselftest_exit_code([skipped], []) == 1
     assert kselftest_exit_code([ok], [{"title": "BUG"}]) == 3
+
+
+def test_remote_command_keeps_the_selftests_exit_code_after_its_cleanup(tmp_path):
+    import subprocess
+
+    scratch = tmp_path / "uffd-test"
+    scratch.write_text("")
+    argv = ["sh", "-c", "echo out; echo err >&2; exit 4"]
+    cmd = remote_command(argv, str(scratch), str(tmp_path))
+    # The harness wraps it in `CMD; rc=$?; ...; exit $rc` (harness.agent.session).
+    proc = subprocess.run(["sh", "-c", f"{cmd}; rc=$?; exit $rc"], capture_output=True, text=True)
+    assert proc.returncode == 4 and proc.stdout == "out\nerr\n"
+    assert not scratch.exists()
