@@ -90,7 +90,8 @@ def remote_command(argv: list[str], scratch: str | None = None, workdir: str = R
 
 def selftest_result(binary: str, mem: str, case: Case) -> dict:
     """A case as the known-issues verdict reads an agent result: the case is its one check."""
-    status = {"pass": "pass", "fail": "fail", "skip": "skip", "xfail": "fail"}[case.status]
+    # KTAP's XFAIL is the test's own expected failure: kselftest counts it as no failure.
+    status = {"pass": "pass", "fail": "fail", "skip": "skip", "xfail": "pass"}[case.status]
     checks = [{"name": case.name, "ok": status != "fail", "detail": case.reason}]
     return {
         "workload": f"{KNOWN_PREFIX}:{binary}:{case.name}",
@@ -182,6 +183,14 @@ class KselftestRun:
                 )
         return max(start, end)
 
+    def begin(self, guest: Guest) -> int:
+        """A run's console start; what the console printed since the last run (pushes,
+        the pool check, the guest's own background) is examined as a gap."""
+        start = guest.console.offset()
+        if guest is self.guest and start > self.attributed:
+            self.attributed = self._examine(guest, self.attributed, start, "between tests")
+        return start
+
     def discard(self) -> None:
         if self.guest:
             self.guest.stop()
@@ -223,11 +232,11 @@ class KselftestRun:
         if short:
             self.opts.say("kselftest", f"{' '.join(argv)}: skipped: {short}")
             cases = [Case(name, "skip", short) for name in inv.expected or ("(whole program)",)]
-            return self._records(inv, cases, argv, None, 0.0, "", label, [])
+            return self._records(inv, cases, argv, None, 0.0, "", None, [])
         self.opts.say("kselftest", f"running {' '.join(argv)}")
         scratch = f"{HUGETLBFS}/uffd-test" if "{mnt}" in " ".join(inv.args) else None
         cmd = remote_command(argv, scratch)
-        start = guest.console.offset()
+        start = self.begin(guest)
         t0 = time.monotonic()
         hang, dump, dmesg, exit_code = "", "", "", None
         try:
@@ -236,6 +245,9 @@ class KselftestRun:
         except GuestHang as e:
             hang = f"hang: no exit within {e.timeout:g} s"
             output, dump = e.partial, e.dump
+        except HarnessError as e:
+            # The guest died under it (a panic) or stopped answering: its console says why.
+            hang, output = f"the guest stopped answering ({e})", ""
         duration = time.monotonic() - t0
         if not guest.alive():
             guest.wait_exit(10.0)
@@ -266,10 +278,15 @@ class KselftestRun:
         exit_code: int | None,
         duration: float,
         output: str,
-        label: str,
+        label: str | None,
         crashes: list,
     ) -> list[TestRecord]:
+        """One record per case; `label` names the run's log files (None: it did not run)."""
         records = []
+        logs = f"logs/kselftest-{label}" if label else None
+        reproduce = self.opts.reproduce
+        if reproduce and inv.mem:
+            reproduce += f" --mem-types {shlex.quote(inv.mem)}"
         release = self.run.meta.get("kernel", {}).get("release", "")
         # A crash fails the case that was running when the program stopped: the last one
         # that did not pass, else the last one.
@@ -280,7 +297,9 @@ class KselftestRun:
             mem = inv.mem or case.mem or "-"
             agent_mem = self.layout.agent_mem(mem) or wp_mremap_mem(case.name)
             v = verdict(selftest_result(inv.binary, mem, case), self.issues, release, self.config)
-            outcome, reason = v.outcome, v.reason
+            # The selftest's own words; the known-issues list's when it explains the case.
+            outcome = v.outcome
+            reason = f"{v.reason}: {case.reason}" if v.known else (case.reason or v.reason)
             own = []
             if case is blamed:
                 own = [{"kind": c.kind, "title": c.title, "text": c.text} for c in crashes]
@@ -293,9 +312,9 @@ class KselftestRun:
                     duration=duration / max(len(cases), 1),
                     reason=reason,
                     crashes=own,
-                    log_slice=f"logs/kselftest-{label}.console.log",
-                    dmesg=f"logs/kselftest-{label}.dmesg.txt",
-                    reproduce=self.opts.reproduce or None,
+                    log_slice=f"{logs}.console.log" if logs else None,
+                    dmesg=f"{logs}.dmesg.txt" if logs else None,
+                    reproduce=reproduce or None,
                     start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     selftest={
                         "binary": inv.binary,
@@ -307,7 +326,7 @@ class KselftestRun:
                         "argv": argv,
                         "exit_code": exit_code,
                         "output": case.output[-4000:],
-                        "output_file": f"logs/kselftest-{label}.output.txt",
+                        "output_file": f"{logs}.output.txt" if logs else None,
                     },
                 )
             )
@@ -324,7 +343,7 @@ class KselftestRun:
             guest = self.get_guest()
             if self.agent is None or self.agent.guest is not guest:
                 self.agent = AgentSession(guest, build_agent())
-            start = guest.console.offset()
+            start = self.begin(guest)
             res = self.agent.run(workload, mem, self._timeout(AGENT_TIMEOUT))
         except GuestHang as e:
             self.discard()

@@ -461,3 +461,115 @@ def test_remote_command_keeps_the_selftests_exit_code_after_its_cleanup(tmp_path
     proc = subprocess.run(["sh", "-c", f"{cmd}; rc=$?; exit $rc"], capture_output=True, text=True)
     assert proc.returncode == 4 and proc.stdout == "out\nerr\n"
     assert not scratch.exists()
+
+
+# -- a selftest run against a fake guest: crashes, hangs, pools --------------------------------
+
+
+class FakeConsole:
+    def __init__(self, path: Path):
+        self.path, self.text = path, ""
+
+    def offset(self) -> int:
+        return len(self.text)
+
+    def read(self, start: int = 0, end: int | None = None) -> str:
+        return self.text[start:end]
+
+
+class FakeGuest:
+    """Answers the selftest's command with a recorded output and exit code, optionally
+    printing a kernel report on the console meanwhile, or never answering (a hang)."""
+
+    def __init__(self, tmp: Path, output: str, code: int, console: str = "", hang: bool = False):
+        from types import SimpleNamespace
+
+        self.console = FakeConsole(tmp / "console.log")
+        self.spec = SimpleNamespace(accel="tcg")
+        self.ssh = SimpleNamespace(alive=lambda: True)
+        self.output, self.code, self.crash, self.hang = output, code, console, hang
+        self.stopped = False
+        self.free = 10
+
+    def alive(self) -> bool:
+        return not self.stopped
+
+    def run(self, cmd: str, timeout: float, **kw):
+        from harness.guest.ssh import CommandTimeout, RunResult
+
+        if "nproc" in cmd:  # the pool probe: the pool never grows here
+            probe = f"cpus 2\nHugePages_Free: {self.free}\nHugepagesize: 2048 kB\npool 10\n"
+            return RunResult(0, probe.encode(), b"", 0.0)
+        if "./userfaultfd" not in cmd:
+            return RunResult(0, b"", b"", 0.0)
+        self.console.text += self.crash
+        if self.hang:
+            raise CommandTimeout(cmd, timeout, self.output.encode(), b"")
+        err = b"@@uffd-harness: dmesg@@\n[ 1.0] kernel log\n"
+        return RunResult(self.code, self.output.encode(), err, 3.0)
+
+    def hang_dump(self) -> str:
+        return "sysrq: Show Blocked State\n"
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def cleanup(self) -> None:
+        pass
+
+
+def fake_run(tmp_path: Path, guest: FakeGuest, mem: str = "anon", free_pages: int = 128):
+    from harness.kselftest.run import KselftestRun, Options
+    from harness.results.rundir import RunDir
+
+    src = fake_tree(tmp_path / "src", "vm", VM_SCRIPT, ("userfaultfd.c", "vm_util.c"))
+    layout = find_layout(src)
+    run = RunDir(tmp_path / "results", {"kernel": {"release": "6.1.0-57-amd64"}}, "r")
+    ks = KselftestRun(layout, Options({}, run.root, tmp_path), run, load_known_issues())
+    ks.guest = guest  # type: ignore[assignment]
+    ks.facts = GuestFacts(2, 2048, free_pages, free_pages)
+    inv = next(i for i in layout.invocations if i.mem == mem)
+    return ks, ks.run_invocation(inv)
+
+
+def test_fake_guest_clean_run_records_every_case_with_its_files(tmp_path):
+    ks, records = fake_run(tmp_path, FakeGuest(tmp_path, data("vm-6.1-anon.txt"), 0))
+    assert [r.outcome for r in records] == ["passed"] * 6
+    r = records[0]
+    assert r.name == "kselftest[userfaultfd:anon:stress]"
+    assert r.selftest["argv"] == ["./userfaultfd", "anon", "20", "16"]
+    root = tmp_path / "results"
+    assert "kernel log" in (root / r.dmesg).read_text()
+    assert (root / r.selftest["output_file"]).read_text().startswith("nr_pages:")
+    assert ks.guest is not None  # kept for the next run
+
+
+def test_fake_guest_kernel_crash_fails_the_case_that_was_running(tmp_path):
+    oops = (Path(__file__).parents[1] / "data/crashes/guest-6.1-lkdtm-bug.log").read_text()
+    text = data("vm-6.1-anon-zeropage-error.txt")
+    _, records = fake_run(tmp_path, FakeGuest(tmp_path, text, 1, console=oops))
+    by = {r.selftest["case"]: r for r in records}
+    assert by["zeropage"].outcome == "failed"
+    assert by["zeropage"].reason == "kernel crash: kernel BUG in lkdtm_BUG"
+    assert by["zeropage"].crashes[0]["title"] == "kernel BUG in lkdtm_BUG"
+    assert by["stress"].outcome == "passed" and not by["stress"].crashes
+    assert by["events"].outcome == "skipped"
+
+
+def test_fake_guest_hang_is_cut_recorded_and_the_guest_replaced(tmp_path):
+    guest = FakeGuest(tmp_path, data("vm-6.1-anon-hang.txt"), 0, hang=True)
+    ks, records = fake_run(tmp_path, guest)
+    by = {r.selftest["case"]: r for r in records}
+    assert by["stress"].outcome == "failed" and by["stress"].reason.startswith("hang: no exit")
+    assert by["sigbus"].outcome == "skipped" and "not reached: hang" in by["sigbus"].reason
+    assert guest.stopped and ks.guest is None
+    dump = tmp_path / "results/logs/kselftest-userfaultfd-anon.hang-dump.txt"
+    assert "Blocked State" in dump.read_text()
+
+
+def test_fake_guest_short_of_hugepages_skips_saying_what_to_give(tmp_path):
+    guest = FakeGuest(tmp_path, "", 0)
+    _, records = fake_run(tmp_path, guest, mem="hugetlb", free_pages=10)
+    assert {r.outcome for r in records} == {"skipped"}
+    assert "--hugepages 2M:128" in records[0].reason
+    assert records[0].log_slice is None
