@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import UsageError
 from harness.cli.progress import Clock
+from harness.kselftest.tree import Layout
+from harness.results.rundir import RunDir, lock_run_dir, new_run_id
 from harness.settings.options import add_guest_args, settings_from_args
 from harness.settings.schema import GUEST, as_flags
 
@@ -23,20 +26,34 @@ def kselftest_exit_code(records: list, session_crashes: list) -> int:
     return 0 if any(r.outcome == "passed" for r in records) else 1
 
 
-def cmd_kselftest(args: argparse.Namespace) -> int:
-    from harness.kselftest.build import build_selftests
-    from harness.kselftest.peers import table_text
-    from harness.kselftest.run import Options, run_kselftests, selected, write_table
-    from harness.kselftest.tree import find_layout
-    from harness.results.formats import summary_text
-    from harness.results.provenance import provenance
-    from harness.results.rundir import RunDir, lock_run_dir, new_run_id
-    from harness.verdict.known_issues import load_known_issues
+@dataclass
+class Prepared:
+    """A tree's selftests found and built, before any guest boots (bad input fails here)."""
 
-    clock = Clock()
-    settings = settings_from_args(args)
-    layout = find_layout(args.src)
-    mem_types = tuple(m for m in (args.mem_types or "").split(",") if m)
+    layout: Layout
+    binaries: Path
+    cached: bool
+    build_seconds: float
+    mem_types: tuple[str, ...]
+
+    def meta(self) -> dict:
+        return {
+            "src": str(self.layout.src),
+            "version": self.layout.version,
+            "layout": self.layout.kind,
+            "build": str(self.binaries),
+            "build_seconds": round(self.build_seconds, 2),
+            "build_cached": self.cached,
+        }
+
+
+def prepare(src: Path, mem_types_arg: str | None, clock: Clock) -> Prepared:
+    from harness.kselftest.build import build_selftests
+    from harness.kselftest.run import selected
+    from harness.kselftest.tree import find_layout
+
+    layout = find_layout(src)
+    mem_types = tuple(m for m in (mem_types_arg or "").split(",") if m)
     known = {i.mem for i in layout.invocations if i.mem}
     unknown = [m for m in mem_types if m not in known]
     if unknown:
@@ -52,50 +69,89 @@ def cmd_kselftest(args: argparse.Namespace) -> int:
     )
     t0 = time.monotonic()
     binaries, cached = build_selftests(layout)
-    t_build = time.monotonic() - t0
+    seconds = time.monotonic() - t0
     how = "cached" if cached else "built"
-    clock.say("build", f"{how} {', '.join(b.name for b in layout.binaries)} in {t_build:.2f} s")
-    run_id = new_run_id()
-    root = Path(str(settings["results"] or Path("results") / f"kselftest-{run_id}"))
-    lock = lock_run_dir(root)
+    clock.say("build", f"{how} {', '.join(b.name for b in layout.binaries)} in {seconds:.2f} s")
+    return Prepared(layout, binaries, cached, seconds, mem_types)
+
+
+def execute(
+    prep: Prepared,
+    settings: dict,
+    run: RunDir,
+    clock: Clock,
+    run_agent: bool = True,
+    known: dict | None = None,
+):
+    """Run the selftests (and the agent peers not in `known`) into `run`, holding its
+    directory; print the summary and the table; the Outcome."""
+    from harness.kselftest.peers import table_text
+    from harness.kselftest.run import Options, run_kselftests, write_table
+    from harness.results.formats import summary_text
+    from harness.verdict.known_issues import load_known_issues
+
     flags = as_flags({k: v for k, v in settings.items() if k != "results"}, "cli", GUEST)
-    repro = ["uffd-harness", "kselftest", "--src", str(layout.src), *flags]
-    meta = {
-        "run_id": run_id,
-        "harness": provenance(),
-        "kselftest": {
-            "src": str(layout.src),
-            "version": layout.version,
-            "layout": layout.kind,
-            "build": str(binaries),
-            "build_seconds": round(t_build, 2),
-            "build_cached": cached,
-        },
-    }
-    run = RunDir(root, meta, run_id)
+    repro = ["uffd-harness", "kselftest", "--src", str(prep.layout.src), *flags]
+    run.meta["kselftest"] = prep.meta()
     opts = Options(
         settings,
-        root,
-        binaries,
-        mem_types,
-        run_agent=not args.no_agent,
+        run.root,
+        prep.binaries,
+        prep.mem_types,
+        run_agent=run_agent,
         say=clock.say,
         events=clock,
         reproduce=shlex.join(repro),
     )
+    lock = lock_run_dir(run.root)
     t1 = time.monotonic()
     try:
-        out = run_kselftests(layout, opts, run, load_known_issues())
+        out = run_kselftests(prep.layout, opts, run, load_known_issues(), known)
     finally:
         lock.close()
     t_run = time.monotonic() - t1
     table = table_text(out.rows)
-    write_table(root, out.rows, table)
+    write_table(run.root, out.rows, table)
     print("\n== uffd-harness kselftest ==")
-    print(summary_text(out.records, root, out.session_crashes), end="")
+    print(summary_text(run.records, run.root, run.meta.get("session_crashes")), end="")
     print("\n== side by side: kernel selftests and uffd-agent ==")
     print(table, end="")
-    print(f"\nbuild {t_build:.1f} s ({how}), run {t_run:.1f} s; table: {root / 'side-by-side.txt'}")
+    how = "cached" if prep.cached else "built"
+    print(
+        f"\nbuild {prep.build_seconds:.1f} s ({how}), run {t_run:.1f} s; "
+        f"table: {run.root / 'side-by-side.txt'}"
+    )
+    return out
+
+
+def cmd_kselftest(args: argparse.Namespace) -> int:
+    from harness.results.provenance import provenance
+
+    clock = Clock()
+    settings = settings_from_args(args)
+    prep = prepare(args.src, args.mem_types, clock)
+    run_id = new_run_id()
+    root = Path(str(settings["results"] or Path("results") / f"kselftest-{run_id}"))
+    run = RunDir(root, {"run_id": run_id, "harness": provenance()}, run_id)
+    out = execute(prep, settings, run, clock, run_agent=not args.no_agent)
+    return kselftest_exit_code(out.records, out.session_crashes)
+
+
+def run_with_kselftest(prep: Prepared, settings: dict, root: Path) -> int:
+    """`uffd-harness run --with-kselftest`: after the suite, the selftests into the same
+    run directory (one results.json, one summary); the table takes the suite's verdicts
+    for the peers it ran and runs only the others. The selftests' exit code."""
+    import json
+
+    from harness.kselftest.run import agent_outcomes
+    from harness.results.record import TestRecord
+
+    path = root / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else {"meta": {}, "tests": []}
+    records = [TestRecord(**t) for t in data["tests"]]
+    run = RunDir(root, data["meta"], data["meta"].get("run_id") or new_run_id())
+    run.records = records
+    out = execute(prep, settings, run, Clock(), known=agent_outcomes(records))
     return kselftest_exit_code(out.records, out.session_crashes)
 
 

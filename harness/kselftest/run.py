@@ -392,7 +392,25 @@ def selected(layout: Layout, mem_types: tuple[str, ...]) -> list[Invocation]:
     return [i for i in layout.invocations if not i.mem or i.mem in mem_types]
 
 
-def run_kselftests(layout: Layout, opts: Options, run: RunDir, issues) -> Outcome:
+def agent_outcomes(records: list[TestRecord]) -> dict[tuple[str, str], str]:
+    """(workload, memory type) -> outcome of the agent cases among `records` (a suite run's),
+    so that the table can use them instead of running the peers again."""
+    return {
+        (r.agent["workload"], r.agent["mem"]): r.outcome
+        for r in records
+        if r.agent and r.agent.get("workload") and r.agent.get("mem")
+    }
+
+
+def run_kselftests(
+    layout: Layout,
+    opts: Options,
+    run: RunDir,
+    issues: list[KnownIssue],
+    known: dict[tuple[str, str], str] | None = None,
+) -> Outcome:
+    """Every selected selftest run, then the agent peers of their cases (those in `known`
+    are not run again), then the table; the run directory is flushed however it ends."""
     ks = KselftestRun(layout, opts, run, issues)
     out = Outcome()
     try:
@@ -409,12 +427,13 @@ def run_kselftests(layout: Layout, opts: Options, run: RunDir, issues) -> Outcom
             cases = agent_cases(peer, st.get("agent_mem"))
             per_record.append((r, cases))
             wanted.update(dict.fromkeys(cases))
-        outcomes: dict[tuple[str, str], str] = {}
-        if opts.run_agent and wanted:
+        outcomes = dict(known or {})
+        todo = [c for c in wanted if c not in outcomes]
+        if opts.run_agent and todo:
             from harness.agent.build import agent_cases as known_cases
 
             valid = set(known_cases())
-            for workload, mem in wanted:
+            for workload, mem in todo:
                 if (workload, mem) not in valid:
                     outcomes[(workload, mem)] = "no such case"
                     continue
@@ -432,7 +451,7 @@ def run_kselftests(layout: Layout, opts: Options, run: RunDir, issues) -> Outcom
         ks.discard()
         out.session_crashes = ks.session_crashes
         if ks.session_crashes:
-            run.meta["session_crashes"] = ks.session_crashes
+            run.meta.setdefault("session_crashes", []).extend(ks.session_crashes)
         run.meta["side_by_side"] = [asdict(r) for r in out.rows]
         run.flush()
     return out

@@ -317,6 +317,11 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["kselftest", "--src", str(src), "--mem-types", "anon,bogus"]) == 2
     assert "--mem-types bogus" in capsys.readouterr().err
     assert main(["kselftest"]) == 2
+    # `run --with-kselftest`: checked before the suite runs.
+    assert main(["run", "--with-kselftest"]) == 2
+    assert "go together" in capsys.readouterr().err
+    assert main(["run", "--with-kselftest", "--src", str(tmp_path / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().err
 
 
 def test_hugepage_shortage_says_what_to_give():
