@@ -58,7 +58,9 @@ class Invocation:
 
     @property
     def label(self) -> str:
-        return f"{self.binary} {' '.join(self.args)}".strip()
+        """As run_vmtests.sh writes it: `userfaultfd hugetlb $half 32`."""
+        args = " ".join(self.args).replace("{half}", "$half").replace("{mnt}", HUGETLBFS)
+        return f"{self.binary} {args}".strip()
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,10 @@ def _cell(r: TestRecord) -> tuple[str, str]:
     """(row, column) of a record in the summary table: an agent case's workload and memory
     type, or a kernel selftest case's `binary:case` and memory type; ("", "") for others."""
     if r.selftest:
-        return f"{r.selftest.get('binary')}:{r.selftest.get('case')}", r.selftest.get("mem", "-")
+        # Under the agent's name for the memory type, so both kinds of rows share columns
+        # (6.1's `hugetlb` is the agent's hugetlb-private).
+        st = r.selftest
+        return f"{st.get('binary')}:{st.get('case')}", st.get("agent_mem") or st.get("mem", "-")
     a = r.agent or {}
     return a.get("workload", ""), a.get("mem", "")
 
