@@ -85,7 +85,7 @@ def execute(
 ):
     """Run the selftests (and the agent peers not in `known`) into `run`, holding its
     directory; print the summary and the table; the Outcome."""
-    from harness.kselftest.peers import table_text
+    from harness.kselftest.peers import table_text, throughput_text
     from harness.kselftest.run import Options, run_kselftests, write_table
     from harness.results.formats import summary_text
     from harness.verdict.known_issues import load_known_issues
@@ -116,6 +116,10 @@ def execute(
     print(summary_text(run.records, run.root, run.meta.get("session_crashes")), end="")
     print("\n== side by side: kernel selftests and uffd-agent ==")
     print(table, end="")
+    rates = throughput_text(run.records)
+    if rates:
+        print("\n== fault round trips (same guest) ==")
+        print(rates, end="")
     how = "cached" if prep.cached else "built"
     print(
         f"\nbuild {prep.build_seconds:.1f} s ({how}), run {t_run:.1f} s; "

@@ -252,6 +252,20 @@ def parse_ktap(text: str) -> Parsed:
     return out
 
 
+_FAULTS = re.compile(r"(\d+) (missing|wp|minor) \(")
+
+
+def stress_faults(output: str) -> dict[str, int]:
+    """Faults the stress part resolved, by kind, summed over its bounces' `userfaults:`
+    lines (`bounces: 3, ..., userfaults: 567 missing (277+290+) 1718 wp (807+911+)`)."""
+    total = {"missing": 0, "wp": 0, "minor": 0}
+    for line in _clean(output):
+        if _BOUNCE.match(line):
+            for n, kind in _FAULTS.findall(line.partition("userfaults:")[2]):
+                total[kind] += int(n)
+    return total
+
+
 PARSERS = {"legacy": parse_legacy, "unit": parse_unit, "ktap": parse_ktap}
 
 

@@ -115,3 +115,34 @@ def table_text(rows: list[Row]) -> str:
         f"comparable (a side skipped or did not run), {counts['no peer']} with no agent peer"
     )
     return "\n".join(lines) + "\n"
+
+
+def throughput_text(records: list) -> str:
+    """Fault round trips, the selftests' stress part beside the agent's `stress` workload on
+    the same memory type and guest: faults per second (and the agent's latency)."""
+    agent = {
+        r.agent.get("mem"): r.agent
+        for r in records
+        if r.agent and r.agent.get("workload") == "stress" and r.agent.get("rates")
+    }
+    lines = []
+    for r in records:
+        st = r.selftest or {}
+        if st.get("case") != "stress" or not st.get("faults"):
+            continue
+        f = st["faults"]
+        kinds = ", ".join(f"{k} {n}" for k, n in f.items() if n)
+        lines.append(
+            f"{st['binary']} {st['mem']}: {sum(f.values())} faults ({kinds or 'none'}), "
+            f"{st.get('faults_per_second')}/s over the binary's run"
+        )
+        peer = agent.get(st.get("agent_mem"))
+        if peer:
+            rates = peer["rates"].get("faults_per_s") or {}
+            lat = peer.get("latency_us") or {}
+            per = ", ".join(f"{k} {v:.0f}/s" for k, v in rates.items() if v)
+            lines.append(
+                f"  agent stress@{peer.get('mem')}: {per or 'no faults'}, "
+                f"p50 {lat.get('p50', '?')} us, p99 {lat.get('p99', '?')} us"
+            )
+    return "\n".join(lines) + "\n" if lines else ""

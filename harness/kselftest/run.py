@@ -20,7 +20,7 @@ from harness import HarnessError
 from harness.agent.session import AgentError, AgentSession, run_with_dmesg
 from harness.events import Sink, ignore
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
-from harness.kselftest.parse import PARSERS, Case, interpret
+from harness.kselftest.parse import PARSERS, Case, interpret, stress_faults
 from harness.kselftest.peers import Row, agent_cases, find_peer, load_peers, make_row
 from harness.kselftest.tree import HUGETLBFS, Invocation, Layout
 from harness.results.hardware import hardware_fingerprint
@@ -327,6 +327,7 @@ class KselftestRun:
                         "exit_code": exit_code,
                         "output": case.output[-4000:],
                         "output_file": f"{logs}.output.txt" if logs else None,
+                        **(stress_figures(case, duration) if case.name == "stress" else {}),
                     },
                 )
             )
@@ -369,6 +370,16 @@ class KselftestRun:
             crashes=[{"kind": c.kind, "title": c.title, "text": c.text} for c in crashes],
             start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
+
+
+def stress_figures(case: Case, run_seconds: float) -> dict:
+    """The stress part's faults by kind and their rate over the binary's whole run (6.1's
+    binary runs its other tests after the stress part: a lower bound there; the newer
+    uffd-stress runs nothing else), a peer figure for the agent's `stress` workload."""
+    faults = stress_faults(case.output)
+    total = sum(faults.values())
+    rate = round(total / run_seconds, 1) if run_seconds > 0 else None
+    return {"faults": faults, "faults_per_second": rate}
 
 
 def wp_mremap_mem(case: str) -> str | None:

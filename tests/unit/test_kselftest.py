@@ -10,7 +10,13 @@ import pytest
 
 from harness import UsageError
 from harness.kselftest import build as ks_build
-from harness.kselftest.parse import interpret, parse_ktap, parse_legacy, parse_unit
+from harness.kselftest.parse import (
+    interpret,
+    parse_ktap,
+    parse_legacy,
+    parse_unit,
+    stress_faults,
+)
 from harness.kselftest.peers import (
     agent_cases,
     find_peer,
@@ -578,3 +584,32 @@ def test_fake_guest_short_of_hugepages_skips_saying_what_to_give(tmp_path):
     assert {r.outcome for r in records} == {"skipped"}
     assert "--hugepages 2M:128" in records[0].reason
     assert records[0].log_slice is None
+
+
+def test_stress_faults_summed_over_the_bounces():
+    text = data("mm-uffd-stress-anon.txt")
+    faults = stress_faults(text)
+    assert faults["missing"] == sum(
+        [634, 990, 712, 560, 701, 790, 580, 680, 1200, 1020, 758, 706, 567, 520, 577, 75]
+    )
+    assert faults["minor"] == 0 and faults["wp"] > 0
+    real = stress_faults(data("vm-6.1-anon.txt"))  # `\b)` in the real counts
+    assert real["missing"] > 0 and real["wp"] > 0
+
+
+def test_throughput_lines_pair_the_selftest_with_the_agent_stress():
+    from harness.kselftest.peers import throughput_text
+    from harness.results.record import TestRecord
+
+    st = {"binary": "userfaultfd", "mem": "anon", "agent_mem": "anon", "case": "stress"}
+    st |= {"faults": {"missing": 10, "wp": 30, "minor": 0}, "faults_per_second": 4.0}
+    agent = {"workload": "stress", "mem": "anon", "latency_us": {"p50": 132.0, "p99": 2e4}}
+    agent["rates"] = {"faults_per_s": {"missing": 273.5, "wp": 1958.4, "minor": 0.0}}
+    records = [
+        TestRecord("kselftest[userfaultfd:anon:stress]", "passed", 1.0, selftest=st),
+        TestRecord("agent[stress-anon]", "passed", 1.0, agent=agent),
+    ]
+    text = throughput_text(records)
+    assert "userfaultfd anon: 40 faults (missing 10, wp 30), 4.0/s" in text
+    assert "agent stress@anon: missing 274/s, wp 1958/s, p50 132.0 us" in text
+    assert throughput_text(records[1:]) == ""
