@@ -102,10 +102,6 @@ def selftest_result(binary: str, mem: str, case: Case) -> dict:
     }
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", text)[:120]
-
-
 @dataclass
 class Options:
     settings: dict
@@ -157,14 +153,15 @@ class KselftestRun:
             self._examine(guest, 0, None, "in a boot that failed")
             raise
         self.guest, self.attributed = guest, 0
-        if "hardware" not in self.run.meta:
-            from harness.kernel.info import kernel_config
-
+        if "hardware" not in self.run.meta:  # a suite run before us (--with-kselftest) has it
             kernel = {"release": guest.kernel.release, "version": guest.kernel.version}
             self.run.meta["kernel"] = kernel
             self.run.meta["hardware"] = hardware_fingerprint(
                 guest.spec.accel, guest.accel_reason, guest.spec.cpu_model, kernel
             )
+        if self.config is None:
+            from harness.kernel.info import kernel_config
+
             self.config = kernel_config(guest.kernel)
         self.attributed = self._examine(guest, 0, guest.console.offset(), "at boot")
         guest.run("dmesg -c >/dev/null; mkdir -p " + REMOTE_DIR, timeout=60)
@@ -354,13 +351,18 @@ class KselftestRun:
             return TestRecord(name, "error", time.monotonic() - t0, str(e))
         end = guest.console.offset()
         self.attributed = max(self.attributed, end)
-        crashes = parse_crashes(guest.console.read(start, end))
+        console = guest.console.read(start, end)
+        crashes = parse_crashes(console)
         release = self.run.meta.get("kernel", {}).get("release", "")
         v = verdict(res.data, self.issues, release, self.config)  # type: ignore[arg-type]
         outcome, reason = v.outcome, v.reason
         if crashes:
             outcome, reason = "failed", "kernel crash: " + "; ".join(c.title for c in crashes)
-        self.agent.take_dmesg()
+        logs = self.run.root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        base = f"logs/agent-{workload}-{mem}"
+        (self.run.root / f"{base}.console.log").write_text(console)
+        (self.run.root / f"{base}.dmesg.txt").write_text(self.agent.take_dmesg() or "")
         return TestRecord(
             name,
             outcome,
@@ -368,6 +370,8 @@ class KselftestRun:
             reason,
             agent=res.data,  # type: ignore[arg-type]
             crashes=[{"kind": c.kind, "title": c.title, "text": c.text} for c in crashes],
+            log_slice=f"{base}.console.log",
+            dmesg=f"{base}.dmesg.txt",
             start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
 
