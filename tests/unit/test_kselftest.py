@@ -613,3 +613,44 @@ def test_throughput_lines_pair_the_selftest_with_the_agent_stress():
     assert "userfaultfd anon: 40 faults (missing 10, wp 30), 4.0/s" in text
     assert "agent stress@anon: missing 274/s, wp 1958/s, p50 132.0 us" in text
     assert throughput_text(records[1:]) == ""
+
+
+def test_run_with_kselftest_joins_the_suites_results_dir_while_it_is_held(tmp_path, monkeypatch):
+    """After `run`'s suite (whose session, in the same process, still holds the results
+    directory), the selftests' records join its results.json and use its agent verdicts."""
+    import json
+
+    from harness.cli.kselftest import Prepared, run_with_kselftest
+    from harness.kselftest import run as ks_run
+    from harness.results.formats import to_json
+    from harness.results.record import TestRecord
+    from harness.results.rundir import lock_run_dir
+
+    root = tmp_path / "results"
+    held = lock_run_dir(root)  # as the suite's pytest session holds it
+    agent = {"workload": "wp-basic", "mem": "anon", "status": "pass"}
+    suite = [TestRecord("test_agent[wp-basic-anon]", "passed", 1.0, agent=agent)]
+    (root / "results.json").write_text(to_json(suite, {"run_id": "r1", "kernel": {}}))
+    seen = {}
+
+    def fake(layout, opts, run, issues, known=None):
+        seen["known"] = known
+        st = {"binary": "userfaultfd", "mem": "anon", "agent_mem": "anon", "case": "zeropage"}
+        record = TestRecord("kselftest[userfaultfd:anon:zeropage]", "failed", 1.0, selftest=st)
+        run.add(record)
+        run.flush()
+        return ks_run.Outcome([record], [make_row("x", "failed", [("wp-basic@anon", "passed")])])
+
+    monkeypatch.setattr(ks_run, "run_kselftests", fake)
+    src = fake_tree(tmp_path / "src", "vm", VM_SCRIPT, ("userfaultfd.c",))
+    prep = Prepared(find_layout(src), tmp_path, True, 0.1, ())
+    assert run_with_kselftest(prep, {"guest_timeout": None}, root) == 1
+    held.close()
+    assert seen["known"] == {("wp-basic", "anon"): "passed"}
+    data = json.loads((root / "results.json").read_text())
+    assert [t["name"] for t in data["tests"]] == [
+        "test_agent[wp-basic-anon]",
+        "kselftest[userfaultfd:anon:zeropage]",
+    ]
+    assert data["meta"]["run_id"] == "r1" and data["meta"]["kselftest"]["layout"] == "vm"
+    assert (root / "side-by-side.txt").read_text().startswith("         selftest case")
