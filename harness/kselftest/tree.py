@@ -1,10 +1,10 @@
 """A kernel tree's userfaultfd selftests: which layout, which binaries, and how the tree's
 own run_vmtests.sh runs them per memory type. Reads the tree; runs nothing.
 
-- `tools/testing/selftests/vm/` (6.1 and older): one `userfaultfd` binary, run as
-  `./userfaultfd anon 20 16`, `hugetlb $half 32`, `hugetlb_shared $half 32 $mnt/uffd-test`,
+- `tools/testing/selftests/vm/` (6.2 and older; `mm/` in 6.3): one `userfaultfd` binary,
+  run as `./userfaultfd anon 20 16`, `hugetlb $half 32`, `hugetlb_shared $half 32 $mnt/uffd-test`,
   `shmem 20 16` (and each again with the `:dev` mod).
-- `tools/testing/selftests/mm/` (6.3 and newer): `uffd-unit-tests` (no arguments; every
+- `tools/testing/selftests/mm/` (6.4 and newer): `uffd-unit-tests` (no arguments; every
   case on every memory type it applies to), `uffd-stress anon 20 16`, `hugetlb $half 32`,
   `hugetlb-private $half 32`, `shmem 20 16`, `shmem-private 20 16`, and `uffd-wp-mremap`.
 """
@@ -161,13 +161,12 @@ def find_layout(src: Path) -> Layout:
     if (mm / "uffd-unit-tests.c").is_file() or (mm / "uffd-stress.c").is_file():
         kind, directory = "mm", mm
         binaries = _mm_binaries(mm)
-    elif (vm / "userfaultfd.c").is_file():
-        kind, directory = "vm", vm
-        binaries = (Binary("userfaultfd", ("userfaultfd.c", "vm_util.c"), "legacy"),)
-        binaries = tuple(
-            Binary(b.name, tuple(s for s in b.sources if (vm / s).is_file()), b.parser)
-            for b in binaries
-        )
+    elif (vm / "userfaultfd.c").is_file() or (mm / "userfaultfd.c").is_file():
+        # The one-binary selftest: vm/ up to 6.2, mm/ in 6.3 (the directory was renamed
+        # before the binary was split).
+        kind, directory = "vm", vm if (vm / "userfaultfd.c").is_file() else mm
+        sources = tuple(s for s in ("userfaultfd.c", "vm_util.c") if (directory / s).is_file())
+        binaries = (Binary("userfaultfd", sources, "legacy"),)
     else:
         raise UsageError(
             f"--src {src} (Linux {version}) has no userfaultfd selftests: neither "

@@ -298,6 +298,13 @@ def test_mm_layout_and_its_half_size_formula(tmp_path):
     assert layout.agent_mem("hugetlb") == "hugetlb"
 
 
+def test_the_one_binary_selftest_in_6_3s_renamed_mm_directory(tmp_path):
+    layout = find_layout(fake_tree(tmp_path, "mm", VM_SCRIPT, ("userfaultfd.c", "vm_util.c")))
+    assert (layout.kind, layout.directory.name) == ("vm", "mm")
+    assert layout.binaries[0].sources == ("userfaultfd.c", "vm_util.c")
+    assert len(layout.invocations) == 4 and layout.agent_mem("hugetlb") == "hugetlb-private"
+
+
 def test_script_invocations_once_each_without_the_dev_mod():
     assert len(script_invocations(VM_SCRIPT)) == 4
 
