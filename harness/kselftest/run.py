@@ -22,7 +22,7 @@ from harness.events import Sink, ignore
 from harness.guest.guest import Guest, GuestHang, guest_from_settings
 from harness.kselftest.parse import PARSERS, Case, interpret, stress_faults
 from harness.kselftest.peers import Row, agent_cases, find_peer, load_peers, make_row
-from harness.kselftest.tree import HUGETLBFS, Invocation, Layout
+from harness.kselftest.tree import HUGETLBFS, Invocation, Layout, half_size_mb
 from harness.results.hardware import hardware_fingerprint
 from harness.results.record import TestRecord
 from harness.results.rundir import RunDir
@@ -198,8 +198,6 @@ class KselftestRun:
     # -- selftests ---------------------------------------------------------------------------
 
     def half_mb(self) -> int:
-        from harness.kselftest.tree import half_size_mb
-
         f = self.facts
         assert f
         return half_size_mb(self.layout.script_text, f.nr_cpus, f.hpage_kb, f.free_pages)
@@ -478,3 +476,42 @@ def write_table(root: Path, rows: list[Row], text: str) -> None:
 
     publish(root / "side-by-side.txt", text)
     publish(root / "side-by-side.json", json.dumps([asdict(r) for r in sort_rows(rows)], indent=1))
+
+
+def stress_invocation(layout: Layout, agent_mem: str) -> Invocation | None:
+    """The tree's stress run on the agent's memory type `agent_mem` (6.1's `userfaultfd
+    hugetlb_shared ...` for the agent's hugetlb), if it has one."""
+    for inv in layout.invocations:
+        if "stress" in inv.expected and layout.agent_mem(inv.mem) == agent_mem:
+            return inv
+    return None
+
+
+def selftest_stress(
+    guest: Guest, layout: Layout, binaries: Path, agent_mem: str, timeout: float
+) -> dict | None:
+    """The selftests' stress part on a running guest, as a peer of the agent's `stress`
+    workload (`uffd-harness bench --kselftest-src`): its faults by kind, the binary's wall
+    time and their rate (a lower bound for 6.1's binary, which runs its other tests in
+    the same time). None when the tree has no stress run on that memory type."""
+    inv = stress_invocation(layout, agent_mem)
+    if inv is None:
+        return None
+    guest.run("mkdir -p " + REMOTE_DIR, timeout=60)
+    guest.push(binaries / inv.binary, f"{REMOTE_DIR}/{inv.binary}", 0o755)
+    f = parse_probe(guest.run(PROBE, timeout=60).stdout.decode(errors="replace"))
+    argv = inv.argv(half_size_mb(layout.script_text, f.nr_cpus, f.hpage_kb, f.free_pages))
+    scratch = f"{HUGETLBFS}/uffd-test" if "{mnt}" in " ".join(inv.args) else None
+    t0 = time.monotonic()
+    res = guest.run(remote_command(argv, scratch), timeout)
+    seconds = time.monotonic() - t0
+    output = res.stdout.decode(errors="replace")
+    faults = stress_faults(output)
+    return {
+        "argv": argv,
+        "exit_code": res.exit_code,
+        "seconds": round(seconds, 2),
+        "faults": faults,
+        "faults_per_second": round(sum(faults.values()) / seconds, 1) if seconds > 0 else None,
+        "lower_bound": inv.parser == "legacy" and len(inv.expected) > 1,
+    }

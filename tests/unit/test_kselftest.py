@@ -529,6 +529,9 @@ class FakeGuest:
     def hang_dump(self) -> str:
         return "sysrq: Show Blocked State\n"
 
+    def push(self, local: Path, remote: str, mode: int = 0o644) -> str:
+        return "sha"
+
     def stop(self) -> None:
         self.stopped = True
 
@@ -661,3 +664,26 @@ def test_run_with_kselftest_joins_the_suites_results_dir_while_it_is_held(tmp_pa
     ]
     assert data["meta"]["run_id"] == "r1" and data["meta"]["kselftest"]["layout"] == "vm"
     assert (root / "side-by-side.txt").read_text().startswith("         selftest case")
+
+
+def test_bench_peer_the_selftests_stress_on_the_agents_memory_types(tmp_path, capsys):
+    from harness.bench.report import render_stress
+    from harness.cli.main import main
+    from harness.kselftest.run import selftest_stress, stress_invocation
+
+    src = fake_tree(tmp_path / "src", "vm", VM_SCRIPT, ("userfaultfd.c", "vm_util.c"))
+    layout = find_layout(src)
+    assert stress_invocation(layout, "hugetlb").mem == "hugetlb_shared"
+    assert stress_invocation(layout, "hugetlb-private").mem == "hugetlb"
+    assert stress_invocation(layout, "shmem-private") is None
+    guest = FakeGuest(tmp_path, data("vm-6.1-anon.txt"), 0)
+    st = selftest_stress(guest, layout, tmp_path, "anon", 60.0)
+    assert st["argv"] == ["./userfaultfd", "anon", "20", "16"] and st["exit_code"] == 0
+    assert st["faults"] == stress_faults(data("vm-6.1-anon.txt")) and st["lower_bound"]
+    entry = {"status": "pass", "rows": [], "selftest": st}
+    lines = render_stress({"available": True, "mems": {"anon": entry}})
+    assert any("selftest `./userfaultfd anon 20 16`" in ln and "lower bound" in ln for ln in lines)
+    failed = {"status": "pass", "rows": [], "selftest": {"error": "HarnessError: x"}}
+    assert "selftest error" in render_stress({"available": True, "mems": {"anon": failed}})[-1]
+    assert main(["bench", "--only", "boot", "--kselftest-src", str(src)]) == 2
+    assert "keep stress in --only" in capsys.readouterr().err
