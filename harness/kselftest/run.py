@@ -140,7 +140,7 @@ class KselftestRun:
         return float(limit) if limit is not None else table[self.guest.spec.accel]
 
     def get_guest(self) -> Guest:
-        if self.guest and self.guest.alive() and self.guest.ssh and self.guest.ssh.alive():
+        if self.guest and self.guest.reachable():
             return self.guest
         self.discard()
         self.boots += 1

@@ -504,12 +504,15 @@ class FakeGuest:
 
         self.console = FakeConsole(tmp / "console.log")
         self.spec = SimpleNamespace(accel="tcg")
-        self.ssh = SimpleNamespace(alive=lambda: True)
+
         self.output, self.code, self.crash, self.hang = output, code, console, hang
         self.stopped = False
         self.free = 10
 
     def alive(self) -> bool:
+        return not self.stopped
+
+    def reachable(self) -> bool:
         return not self.stopped
 
     def run(self, cmd: str, timeout: float, **kw):
