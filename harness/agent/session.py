@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness import HarnessError
 from harness.guest.guest import Guest, GuestHang
-from harness.guest.ssh import CommandTimeout
+from harness.guest.ssh import CommandTimeout, RunResult
 
 REMOTE_PATH = "/tmp/uffd-agent"
 #: The agent's exit code for a usage error (0, 1 and 4 are kselftest's pass, fail, skip).
@@ -42,6 +42,25 @@ def parse_output(stdout: str) -> tuple[object, str]:
     return value, text[end:].strip()
 
 
+def run_with_dmesg(guest: Guest, cmd: str, timeout: float) -> tuple[RunResult, str, str, str]:
+    """Run a shell command in the guest; (result, stdout, stderr, the kernel log written
+    meanwhile, read and cleared). A command that outlives `timeout` is a GuestHang that
+    carries the guest's SysRq dump and the command's partial stdout.
+
+    The kernel log comes back in the same round trip, after a marker on stderr: a second
+    SSH exec per test costs ~90 ms under TCG."""
+    wrapped = f'{cmd}; rc=$?; echo "{DMESG_MARK}" >&2; dmesg -c >&2; exit $rc'
+    try:
+        res = guest.run(wrapped, timeout)
+    except CommandTimeout as e:
+        raise GuestHang(
+            cmd, timeout, guest.hang_dump(), e.stdout.decode(errors="replace")
+        ) from None
+    stdout = res.stdout.decode(errors="replace")
+    stderr, _, dmesg = res.stderr.decode(errors="replace").partition(f"{DMESG_MARK}\n")
+    return res, stdout, stderr, dmesg
+
+
 class AgentSession:
     def __init__(self, guest: Guest, binary: Path):
         self.guest = guest
@@ -53,17 +72,7 @@ class AgentSession:
 
     def call(self, args: list[str], timeout: float) -> AgentResult:
         cmd = shlex.join([REMOTE_PATH, *args])
-        # The kernel log written meanwhile comes back in the same round trip, after a
-        # marker on stderr: a second SSH exec per test costs ~90 ms under TCG.
-        wrapped = f'{cmd}; rc=$?; echo "{DMESG_MARK}" >&2; dmesg -c >&2; exit $rc'
-        try:
-            res = self.guest.run(wrapped, timeout)
-        except CommandTimeout as e:
-            raise GuestHang(
-                cmd, timeout, self.guest.hang_dump(), e.stdout.decode(errors="replace")
-            ) from None
-        stdout = res.stdout.decode(errors="replace")
-        stderr, _, dmesg = res.stderr.decode(errors="replace").partition(f"{DMESG_MARK}\n")
+        res, stdout, stderr, dmesg = run_with_dmesg(self.guest, cmd, timeout)
         self.dmesg = (self.dmesg or "") + dmesg
         if res.exit_code == EXIT_USAGE:
             raise AgentError(f"agent usage error for {cmd}: {stderr.strip()}")

@@ -89,4 +89,19 @@ def measure_stress(b: Bench, session: Any) -> dict[str, Any]:
             "rows": stress_rows(data),
             "result": data,
         }
+        if b.kselftest:
+            out["mems"][mem]["selftest"] = _selftest_stress(b, session, mem)
     return out
+
+
+def _selftest_stress(b: Bench, session: Any, mem: str) -> dict[str, Any] | None:
+    """The kernel selftests' stress part on the same guest and memory type (a peer)."""
+    from harness.kselftest.run import selftest_stress
+
+    layout, binaries = b.kselftest
+    b.say("stress", f"kernel selftest stress on {mem}")
+    try:
+        return selftest_stress(session.guest, layout, binaries, mem, 1800.0)
+    except Exception as e:  # noqa: BLE001 - reported; the other figures go on
+        b.errors.append(f"selftest stress on {mem}: {type(e).__name__}: {e}")
+        return {"error": f"{type(e).__name__}: {e}"}

@@ -145,6 +145,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         stress_threads=args.stress_threads,
         say=_stderr,
     )
+    if args.kselftest_src:
+        from harness.kselftest.build import build_selftests
+        from harness.kselftest.tree import find_layout
+
+        if "stress" not in b.sections:
+            raise UsageError("--kselftest-src adds to the stress figures: keep stress in --only")
+        layout = find_layout(args.kselftest_src)
+        b.kselftest = (layout, build_selftests(layout)[0])
     if "overhead" in b.sections and b.case is None and "boot" not in b.sections:
         raise UsageError("--only without boot needs --workload WORKLOAD:MEM for the overhead")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -203,4 +211,11 @@ def add_bench_parser(subparsers: Any) -> None:
     )
     p.add_argument("--stress-seconds", type=count, default=10, help="per memory type (10)")
     p.add_argument("--stress-threads", type=count, default=4, help="stress threads (4)")
+    p.add_argument(
+        "--kselftest-src",
+        type=Path,
+        metavar="LINUX",
+        help="also run this kernel tree's userfaultfd selftest stress part on each stress "
+        "memory type, as a peer figure (see `uffd-harness kselftest`)",
+    )
     p.set_defaults(func=cmd_bench)

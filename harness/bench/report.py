@@ -316,7 +316,27 @@ def render_stress(stress: dict[str, Any]) -> list[str]:
             )
         reason = entry.get("reason")
         out.append(f"  {'':<10} ({entry.get('status')}{': ' + reason if reason else ''})")
+        out += _selftest_line(mem, entry.get("selftest"))
     return out
+
+
+def _selftest_line(mem: str, st: dict[str, Any] | None) -> list[str]:
+    """The kernel selftests' stress part beside the agent's (bench --kselftest-src)."""
+    if st is None:
+        return []
+    if st.get("error"):
+        return [f"  {mem:<10} selftest error: {st['error']}"]
+    f = st.get("faults") or {}
+    kinds = ", ".join(f"{k} {n}" for k, n in f.items() if n) or "no faults"
+    bound = (
+        ", a lower bound: the binary's other tests ran in that time"
+        if st.get("lower_bound")
+        else ""
+    )
+    return [
+        f"  {mem:<10} selftest `{' '.join(st.get('argv', []))}`: {kinds} in {st.get('seconds')} s"
+        f" = {st.get('faults_per_second')} faults/s (exit {st.get('exit_code')}{bound})"
+    ]
 
 
 def _num(v: float | None, digits: int) -> str:

@@ -53,6 +53,8 @@ class Bench:
     errors: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     agent_names: dict[str, list[str]] | None = None
+    #: (Layout, built binaries) of a kernel tree's selftests, for their stress figures.
+    kselftest: tuple[Any, Path] | None = None
     ssh_rows: list[ProfileRow] = field(default_factory=list)
 
     def figure(self, key: str, label: str) -> Figure:

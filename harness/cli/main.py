@@ -174,6 +174,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.suite import run_pytest, suite_args
 
     settings = settings_from_args(args)
+    prep = None
+    if args.with_kselftest or args.src:
+        from harness.cli.kselftest import prepare
+        from harness.cli.progress import Clock
+
+        if not (args.with_kselftest and args.src):
+            raise UsageError("--with-kselftest and --src LINUX go together")
+        # Before the suite: a bad tree or a failing build must not cost a suite run.
+        prep = prepare(args.src, None, Clock())
     results = settings["results"] or Path("results") / new_run_id()
     try:
         results.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
@@ -189,15 +198,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if path.exists():
         data = json.loads(path.read_text())
         records = [TestRecord(**t) for t in data["tests"]]
-        print("\n== uffd-harness summary ==")
-        meta = data["meta"]
-        channel = meta.get("hardware", {}).get("guest_channel", "ssh")
-        print(summary_text(records, results, meta.get("session_crashes"), channel), end="")
+        if not prep:  # with the selftests, one summary of both comes after them
+            print("\n== uffd-harness summary ==")
+            meta = data["meta"]
+            channel = meta.get("hardware", {}).get("guest_channel", "ssh")
+            print(summary_text(records, results, meta.get("session_crashes"), channel), end="")
+    ks_code = None
+    if prep and rc != pytest.ExitCode.INTERRUPTED:
+        from harness.cli.kselftest import run_with_kselftest
+
+        ks_code = run_with_kselftest(prep, settings, results)
+        data = json.loads(path.read_text()) if path.exists() else data
     if rc == pytest.ExitCode.INTERRUPTED:
         print("uffd-harness run: interrupted; the results above are what finished", file=sys.stderr)
     if rc == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("uffd-harness run: no tests were collected", file=sys.stderr)
     code = run_exit_code(rc, data, interrupted_exit_code())
+    if ks_code is not None and code in (EXIT_PASSED, EXIT_FAILED):
+        # The selftests' verdict joins the suite's: a crash (3) outranks a failure (1).
+        code = ks_code if ks_code == EXIT_CRASH else max(code, ks_code)
     if code == EXIT_CRASH:
         print(f"uffd-harness run: the kernel crashed (exit {EXIT_CRASH})", file=sys.stderr)
     return code
@@ -315,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_guest_args(r)
     add_suite_args(r)
+    r.add_argument(
+        "--with-kselftest",
+        action="store_true",
+        help="after the suite, run the --src tree's userfaultfd selftests into the same "
+        "results, with the side-by-side table (see `uffd-harness kselftest`)",
+    )
+    r.add_argument("--src", type=Path, metavar="LINUX", help="kernel tree for --with-kselftest")
     r.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARGS")
     r.set_defaults(func=cmd_run)
 
@@ -322,12 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.cli.compare import add_compare_parser
     from harness.cli.coverage import add_coverage_parser
     from harness.cli.kernel import add_kernel_parser
+    from harness.cli.kselftest import add_kselftest_parser
     from harness.cli.repro import add_repro_parser
     from harness.cli.soak import add_soak_parser
 
     add_bench_parser(sub)
     add_kernel_parser(sub)
     add_coverage_parser(sub)
+    add_kselftest_parser(sub)
     add_soak_parser(sub)
     add_compare_parser(sub)
     add_repro_parser(sub)

@@ -95,7 +95,8 @@ def to_kcidb(records: list[TestRecord], meta: dict, run_id: str) -> str:
             "id": f"{build_id}:{i}",
             "origin": KCIDB_ORIGIN,
             "build_id": build_id,
-            "path": "uffd." + r.name.replace("[", ".").replace("]", "").replace("-", "_"),
+            "path": "uffd."
+            + r.name.replace("[", ".").replace("]", "").replace("-", "_").replace(":", "."),
             "status": _KCIDB_STATUS[r.outcome],
             "duration": round(r.duration, 3),
             "environment": {"comment": meta.get("environment", "")},
@@ -164,13 +165,26 @@ def crash_place(crash: dict) -> str:
     return crash.get("phase", "at boot") + (f" ({', '.join(around)})" if around else "")
 
 
+def _cell(r: TestRecord) -> tuple[str, str]:
+    """(row, column) of a record in the summary table: an agent case's workload and memory
+    type, or a kernel selftest case's `binary:case` and memory type; ("", "") for others."""
+    if r.selftest:
+        # Under the agent's name for the memory type, so both kinds of rows share columns
+        # (6.1's `hugetlb` is the agent's hugetlb-private).
+        st = r.selftest
+        return f"{st.get('binary')}:{st.get('case')}", st.get("agent_mem") or st.get("mem", "-")
+    a = r.agent or {}
+    return a.get("workload", ""), a.get("mem", "")
+
+
 def summary_text(
     records: list[TestRecord],
     root: Path | None = None,
     session_crashes: list[dict] | None = None,
     channel: str = "ssh",
 ) -> str:
-    """Workload x memory type table of agent cases, then other tests, crashes, and files.
+    """Workload x memory type table of agent cases (and kernel selftest cases), then other
+    tests, crashes, and files.
 
     A record is an agent case when its `agent` field names a workload and a memory type.
     `channel` is the hardware fingerprint's guest_channel: "ssh" or "console: <why>".
@@ -180,13 +194,12 @@ def summary_text(
     others = []
     repeated = repeated_cases(records)
     for r in records:
-        a = r.agent or {}
-        if a.get("workload") and a.get("mem"):
-            rep = repeated.get(case_key(r.name, a))
-            cell = _CELL[r.outcome] if not rep else _repeated_cell(rep)
-            cases.setdefault(a["workload"], {})[a["mem"]] = cell
-            if a["mem"] not in mems:
-                mems.append(a["mem"])
+        row, mem = _cell(r)
+        if row and mem:
+            rep = repeated.get(case_key(r.name, r.agent))
+            cases.setdefault(row, {})[mem] = _CELL[r.outcome] if not rep else _repeated_cell(rep)
+            if mem not in mems:
+                mems.append(mem)
         else:
             others.append(r)
     lines = []

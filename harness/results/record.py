@@ -23,6 +23,9 @@ class TestRecord:
     dmesg: str | None = None  # full kernel ring buffer written during the test
     reproduce: str | None = None  # a shell command that reruns exactly this case
     start_time: str = ""
+    #: A kernel selftest case (`uffd-harness kselftest`): binary, mem, case, argv, exit code,
+    #: the case's output and the run's output file.
+    selftest: dict | None = None
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:

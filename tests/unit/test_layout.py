@@ -21,6 +21,7 @@ STAGES = [
     "results",
     "suite",
     "coverage",
+    "kselftest",
     "bench",
     "cli",
 ]
