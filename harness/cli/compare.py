@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from harness import UsageError
-from harness.results.compare import compare, comparison_json, comparison_text
+from harness.results.compare import (
+    compare,
+    compare_nightly,
+    comparison_json,
+    comparison_text,
+    nightly_text,
+)
 
 EXIT_REGRESSION = 1
 
@@ -28,6 +34,12 @@ def _load(path: Path) -> dict:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if (args.base / "index.json").is_file() and (args.new / "index.json").is_file():
+        from harness.cli.nightly import load_index
+
+        nightly = compare_nightly(load_index(args.base), load_index(args.new), args.base, args.new)
+        print(nightly_text(nightly), end="")
+        return EXIT_REGRESSION if nightly.regression else 0
     result = compare(_load(args.base), _load(args.new))
     if args.json:
         print(json.dumps(comparison_json(result), indent=2))

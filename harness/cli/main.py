@@ -349,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.cli.coverage import add_coverage_parser
     from harness.cli.kernel import add_kernel_parser
     from harness.cli.kselftest import add_kselftest_parser
+    from harness.cli.nightly import add_nightly_parser
     from harness.cli.repro import add_repro_parser
     from harness.cli.soak import add_soak_parser
 
@@ -359,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_soak_parser(sub)
     add_compare_parser(sub)
     add_repro_parser(sub)
+    add_nightly_parser(sub)
 
     d = sub.add_parser("doctor", help="check the host for what the harness needs")
     d.add_argument(

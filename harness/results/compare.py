@@ -1,7 +1,9 @@
 """What changed between two runs: per case, new failures, fixes, new skips, lost cases, crash
 titles; the verdict a nightly job acts on. Pure: results.json data in, a Comparison out."""
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.results.record import case_key, merged_outcome
 
@@ -170,3 +172,68 @@ def comparison_json(c: Comparison) -> dict:
         "unchanged": c.unchanged,
         "changes": [ch.__dict__ for ch in c.changes],
     }
+
+
+@dataclass
+class CellComparison:
+    name: str
+    comparison: Comparison | None  # None: the cell has no results on one side
+    note: str = ""
+    regression: bool = False
+
+
+@dataclass
+class NightlyComparison:
+    cells: list[CellComparison]
+
+    @property
+    def regression(self) -> bool:
+        return any(c.regression for c in self.cells)
+
+
+def _cell_results(root: Path, cell: dict) -> dict | None:
+    path = root / str(cell.get("results") or cell["name"]) / "results.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def compare_nightly(base: dict, new: dict, base_root: Path, new_root: Path) -> NightlyComparison:
+    """Two nightly indexes (index.json) -> each cell compared with the base's same cell. A
+    cell the base had and the new run lacks, or whose results are gone, is a regression."""
+    old = {c["name"]: c for c in base.get("cells", [])}
+    out = []
+    for cell in new.get("cells", []):
+        name = cell["name"]
+        now = _cell_results(new_root, cell)
+        if now is None:
+            why = cell.get("error") or f"no results (exit {cell.get('exit_code')})"
+            out.append(CellComparison(name, None, f"not judged: {why}", regression=True))
+        elif name not in old:
+            out.append(CellComparison(name, None, "new cell: nothing to compare with"))
+        elif (before := _cell_results(base_root, old[name])) is None:
+            out.append(CellComparison(name, None, "the baseline has no results for it"))
+        else:
+            c = compare(before, now)
+            out.append(CellComparison(name, c, regression=bool(c.regressions)))
+    seen = {c["name"] for c in new.get("cells", [])}
+    out += [
+        CellComparison(name, None, "in the baseline, not run now", regression=True)
+        for name in old
+        if name not in seen
+    ]
+    return NightlyComparison(out)
+
+
+def nightly_text(n: NightlyComparison) -> str:
+    bad = [c for c in n.cells if c.regression]
+    head = "REGRESSION" if bad else "NO REGRESSION"
+    lines = [f"{head}: {len(bad)} of {len(n.cells)} cells regressed"]
+    for c in n.cells:
+        lines += ["", f"== {c.name} =="]
+        if c.comparison:
+            lines.append(comparison_text(c.comparison).rstrip())
+        else:
+            lines.append(("REGRESSION: " if c.regression else "") + c.note)
+    return "\n".join(lines) + "\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 from harness import UsageError
 from harness.settings.schema import BY_NAME, DEFAULTS, GUEST, GUEST_CONFIG, Front, Setting
 
-_FILE_KEYS = {s.name: s for s in GUEST if s.in_file}
+FILE_KEYS = {s.name: s for s in GUEST if s.in_file}
 
 
-def _checked(setting: Setting, value: object, where: str) -> object:
+def checked(setting: Setting, value: object, where: str) -> object:
     try:
         return setting.coerce(value)
     except ValueError as e:
@@ -44,10 +44,10 @@ def load_guest_config(path: Path) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in data.items():
         where = f"{path}:{lines.get(key, 1)}:"
-        if key not in _FILE_KEYS:
-            known = ", ".join(_FILE_KEYS)
+        if key not in FILE_KEYS:
+            known = ", ".join(FILE_KEYS)
             raise UsageError(f"{where} unknown setting {key!r}; known: {known}")
-        out[key] = _checked(_FILE_KEYS[key], value, f"{where} {key}")
+        out[key] = checked(FILE_KEYS[key], value, f"{where} {key}")
     return out
 
 
@@ -60,7 +60,7 @@ def merge_settings(
     for name, value in flags.items():
         if value is not None and name in DEFAULTS:
             setting = BY_NAME[name]
-            merged[name] = _checked(setting, value, setting.flag(front))
+            merged[name] = checked(setting, value, setting.flag(front))
     return merged
 
 
@@ -68,6 +68,6 @@ def resolve(get: Callable[[str], object], front: Front) -> dict[str, object]:
     """The settings of a parsed command line, `get` reading an option by its dest."""
     flags = {name: get(BY_NAME[name].dest(front)) for name in DEFAULTS}
     given = get(GUEST_CONFIG.dest(front))
-    path = _checked(GUEST_CONFIG, given, GUEST_CONFIG.flag(front)) if given else None
+    path = checked(GUEST_CONFIG, given, GUEST_CONFIG.flag(front)) if given else None
     config = load_guest_config(path) if isinstance(path, Path) else {}
     return merge_settings(flags, config, front)
