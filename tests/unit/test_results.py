@@ -245,3 +245,31 @@ def test_repeated_cases_are_counted_and_mixed_outcomes_are_flaky_never_a_pass():
     assert cases["wp-basic:shmem"] == {"runs": 3, "passed": 3, "verdict": "passed"}
     # A run without --repeat has no per-case block.
     assert "cases" not in json.loads(to_json(recs[:1], {}))
+
+
+def test_kcidb_output_is_valid_against_kcidb_io_schema():
+    """The schema of the kcidb-io package (KCIDB's own I/O library), not our reading of it:
+    every outcome, a crash, an error, a selftest record, and session crashes."""
+    from kcidb_io import schema
+
+    recs = [
+        *records(),
+        TestRecord("x", "xpassed", 0.2, reason="known bug gone"),
+        TestRecord("y", "error", 0.0, reason="guest died"),
+        TestRecord(
+            "kselftest[userfaultfd:anon:zeropage]",
+            "failed",
+            1.0,
+            selftest={"binary": "userfaultfd", "mem": "anon", "case": "zeropage"},
+        ),
+    ]
+    meta = {
+        "kernel": {"release": "6.1.0-57-amd64", "path": "/boot/vmlinuz-6.1.0-57-amd64"},
+        "session_crashes": [{"title": "BUG: soft lockup", "phase": "between tests", "text": "x"}],
+    }
+    doc = json.loads(to_kcidb(recs, meta, "run1"))
+    schema.V4_3.validate(doc)
+    schema.LATEST.validate(schema.LATEST.upgrade(doc))
+    broken = {**doc, "tests": [{**doc["tests"][0], "status": "GREEN"}]}
+    with pytest.raises(Exception, match="GREEN"):
+        schema.V4_3.validate(broken)
