@@ -192,13 +192,33 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     write_index(root, index)
     print(f"nightly: {len(index['cells'])} of {len(cells)} cells in {root}/{INDEX}")
     code = EXIT_FAILED if any(c["exit_code"] != 0 for c in index["cells"]) else 0
+    text = ""
     if args.baseline:
         result = compare_nightly(load_index(args.baseline), index, args.baseline, root)
         text = nightly_text(result)
         (root / "comparison.txt").write_text(text)
         print(text, end="")
         code = EXIT_FAILED if result.regression else 0
+    write_report(root, index, text)
+    print(f"report: {root / 'report.html'}")
     return interrupted_exit_code() if interrupted else code
+
+
+def write_report(root: Path, index: dict, comparison: str) -> None:
+    """DIR/report.html: every cell's grid, failures and latencies, and the comparison."""
+    from harness.results.html import Section, report_html
+    from harness.results.record import TestRecord
+
+    sections = []
+    for cell in index["cells"]:
+        path = root / cell["name"] / "results.json"
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        records = [TestRecord(**t) for t in data["tests"]]
+        sections.append(Section(cell["name"], records, data.get("meta", {}), root / cell["name"]))
+    title = f"uffd-harness nightly {index['started']} ({len(index['cells'])} cells)"
+    (root / "report.html").write_text(report_html(title, sections, comparison))
 
 
 def load_index(root: Path) -> dict:

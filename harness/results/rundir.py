@@ -17,6 +17,7 @@ from typing import IO
 from harness import UsageError
 from harness.host.cache import fsync_dir, publish
 from harness.results.formats import summary_text, to_json, to_junit, to_kcidb
+from harness.results.html import Section, report_html
 from harness.results.record import TestRecord
 
 
@@ -130,6 +131,10 @@ class RunDir:
                 self.meta.get("hardware", {}).get("guest_channel", "ssh"),
             ),
         }
+        files["report.html"] = report_html(
+            f"uffd-harness run {self.run_id}",
+            [Section(f"run {self.run_id}", self.records, self.meta, self.root)],
+        )
         if "hardware" in self.meta:
             files["hardware.json"] = json.dumps(self.meta["hardware"], indent=2) + "\n"
         for name, text in files.items():
