@@ -47,6 +47,7 @@ WORKLOADS = {
     "wp-swap",
     "wp-swap-protect",
     "wp-fork-swap",
+    "wp-fork-released",
     "wp-swapoff",
     "wp-migrate",
     "wp-zap",
@@ -234,8 +235,10 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     assert by_name["minor-anon-rejected"] == {"anon", "anon-thp"}
     assert by_name["api"] == {"anon"}  # memory-independent
     assert by_name["wp-migrate"] == CLASSIC_TYPES | {"anon-thp"}
+    assert by_name["wp-fork-released"] == {"shmem"}
+    # anon-thp: the first touch of a PMD takes do_huge_pmd_anonymous_page()'s MISSING path
+    assert by_name["missing-copy"] == CLASSIC_TYPES | {"anon-thp"}
     for name in (
-        "missing-copy",
         "missing-zeropage",
         "missing-dontwake",
         "fill-contract",
