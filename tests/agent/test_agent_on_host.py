@@ -50,6 +50,7 @@ WORKLOADS = {
     "wp-fork-released",
     "wp-swapoff",
     "wp-migrate",
+    "wp-force-write",
     "wp-zap",
     "wp-thp",
     "wp-thp-split",
@@ -236,6 +237,7 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     assert by_name["api"] == {"anon"}  # memory-independent
     assert by_name["wp-migrate"] == CLASSIC_TYPES | {"anon-thp"}
     assert by_name["wp-fork-released"] == {"shmem"}
+    assert by_name["wp-force-write"] == {"anon", "anon-thp"}
     # anon-thp: the first touch of a PMD takes do_huge_pmd_anonymous_page()'s MISSING path
     assert by_name["missing-copy"] == CLASSIC_TYPES | {"anon-thp"}
     for name in (

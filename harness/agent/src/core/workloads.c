@@ -52,6 +52,10 @@ const struct workload workloads[] = {
 	  "protect, then MADV_SOFT_OFFLINE moves every page to a new frame (migration entries; a THP split "
 	  "first): new PFNs, bit 57 kept, reads raise nothing, each write faults once at its address, data intact",
 	  wp_migrate },
+	{ "wp-force-write", MEMBIT(MEM_ANON) | MEMBIT(MEM_ANON_THP),
+	  "writes through /proc/self/mem (GUP with FOLL_FORCE) into protected pages of a read-only private "
+	  "mapping (a PMD-mapped THP first on anon-thp) raise one WP fault each before they land; again: none",
+	  wp_force_write },
 	{ "wp-zap", MEM_SHARED_FILE,
 	  "after MADV_DONTNEED bit 57 persists as a PTE marker; fault-in keeps it; the next write still faults",
 	  wp_zap },
