@@ -51,6 +51,7 @@ WORKLOADS = {
     "wp-swapoff",
     "wp-migrate",
     "wp-force-write",
+    "wp-private-file",
     "wp-zap",
     "wp-thp",
     "wp-thp-split",
@@ -238,6 +239,7 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     assert by_name["wp-migrate"] == CLASSIC_TYPES | {"anon-thp"}
     assert by_name["wp-fork-released"] == {"shmem"}
     assert by_name["wp-force-write"] == {"anon", "anon-thp"}
+    assert by_name["wp-private-file"] == {"shmem-private", "hugetlb-private"}
     # anon-thp: the first touch of a PMD takes do_huge_pmd_anonymous_page()'s MISSING path
     assert by_name["missing-copy"] == CLASSIC_TYPES | {"anon-thp"}
     for name in (

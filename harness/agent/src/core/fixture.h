@@ -83,6 +83,8 @@ void check_wp_bits(struct result *r, const char *name, const void *addr, size_t 
  */
 void check_wp_pattern(struct result *r, const char *name, const void *addr, size_t n, const signed char *want);
 void check_present(struct result *r, const char *name, const void *addr, size_t len, bool present);
+/* Every 4K entry of the area maps a page-cache page (pagemap bit 61: file), or none does. */
+void check_file_pages(struct fx *fx, const char *name, bool file);
 void check_data(struct fx *fx, const char *name, const char *view, const unsigned *gens, unsigned gen);
 /* The main uffd's fault addresses from index `from` on are exactly one per listed page,
  * each at the subpage first_touch() stored to. */

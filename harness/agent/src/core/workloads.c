@@ -56,6 +56,11 @@ const struct workload workloads[] = {
 	  "writes through /proc/self/mem (GUP with FOLL_FORCE) into protected pages of a read-only private "
 	  "mapping (a PMD-mapped THP first on anon-thp) raise one WP fault each before they land; again: none",
 	  wp_force_write },
+	{ "wp-private-file", MEMBIT(MEM_SHMEM_PRIVATE) | MEMBIT(MEM_HUGETLB_PRIVATE),
+	  "a private file mapping still mapping the file's pages (filled through a shared alias, read through "
+	  "the registered view): protect; each write raises one WP fault, then copies the page: the view sees "
+	  "the writes, the file keeps its bytes, bit 57 clear",
+	  wp_private_file },
 	{ "wp-zap", MEM_SHARED_FILE,
 	  "after MADV_DONTNEED bit 57 persists as a PTE marker; fault-in keeps it; the next write still faults",
 	  wp_zap },

@@ -37,6 +37,7 @@ void wp_swap_protect(struct run *run);
 void wp_fork_swap(struct run *run);
 void wp_fork_released(struct run *run);
 void wp_force_write(struct run *run);
+void wp_private_file(struct run *run);
 void wp_swapoff(struct run *run);
 void wp_migrate(struct run *run);
 void api(struct run *run);

@@ -7,22 +7,6 @@
 
 #include "fixture.h"
 #include "minor_fixture.h"
-#include "pagemap.h"
-
-/* Pagemap bit 61 tells a page-cache page from the private copy a COW makes. */
-static void check_file_pages(struct fx *fx, const char *name, bool file)
-{
-	struct pm_counts c;
-	int rc = pagemap_count(fx->a.base, fx->a.size, &c);
-
-	if (rc) {
-		check_errno(fx->r, name, -rc, 0, "read /proc/self/pagemap");
-		return;
-	}
-	check_value(fx->r, name, (long long)c.file, file ? (long long)c.entries : 0,
-		    "4K entries (of %zu, %zu present) mapping a page-cache page (pagemap bit 61)", c.entries,
-		    c.present);
-}
 
 void minor_private(struct run *run)
 {
