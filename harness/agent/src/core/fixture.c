@@ -367,3 +367,8 @@ void check_file_pages(struct fx *fx, const char *name, bool file)
 		    "4K entries (of %zu, %zu present) mapping a page-cache page (pagemap bit 61)", c.entries,
 		    c.present);
 }
+
+size_t private_copy_hugepages(const struct run *run)
+{
+	return mem_info(run->mem)->hugetlb ? run->pages : 0;
+}

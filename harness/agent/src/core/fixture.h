@@ -57,6 +57,8 @@ bool need_wp(struct run *run, uint64_t extra);
 bool wp_usable(const struct run *run);
 /* Features a memory type needs for MODE_MISSING (shmem and hugetlb came after anon). */
 uint64_t missing_features(enum mem_type t);
+/* Hugepages a private mapping of a hugetlb file reserves for its copies, beside the file's. */
+size_t private_copy_hugepages(const struct run *run);
 /* Why UFFD_FEATURE_EVENT_FORK cannot be had here (absent, or no CAP_SYS_PTRACE), or NULL. */
 const char *fork_event_unusable(struct run *run);
 

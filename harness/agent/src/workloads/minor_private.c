@@ -10,13 +10,11 @@
 
 void minor_private(struct run *run)
 {
-	/* A private hugetlb mapping reserves its own pages for the copies, beside the file's. */
-	size_t extra = mem_info(run->mem)->hugetlb ? run->pages : 0;
 	struct result *r = run->r;
 	size_t n, *pages;
 	struct fx fx;
 
-	if (!need_minor(run) || !fx_setup(&fx, run, 0, FX_FILE_ALIAS, 0, 0, extra))
+	if (!need_minor(run) || !fx_setup(&fx, run, 0, FX_FILE_ALIAS, 0, 0, private_copy_hugepages(run)))
 		return;
 	pages = page_list(fx.a.npages, PAGES_ALL, run->seed, &n);
 	if (!register_minor(&fx, 0))

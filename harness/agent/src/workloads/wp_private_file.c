@@ -15,13 +15,12 @@
 
 void wp_private_file(struct run *run)
 {
-	/* A private hugetlb mapping reserves its own pages for the copies, beside the file's. */
-	size_t extra = mem_info(run->mem)->hugetlb ? run->pages : 0;
 	struct result *r = run->r;
 	size_t n, *pages;
 	struct fx fx;
 
-	if (!need_wp(run, 0) || !fx_setup(&fx, run, 0, FX_FILE_ALIAS, 0, UFFDIO_REGISTER_MODE_WP, extra))
+	if (!need_wp(run, 0) ||
+	    !fx_setup(&fx, run, 0, FX_FILE_ALIAS, 0, UFFDIO_REGISTER_MODE_WP, private_copy_hugepages(run)))
 		return;
 	pages = page_list(fx.a.npages, PAGES_ALL, run->seed, &n);
 	if (!alias_writes(&fx, "alias-fill", GEN_INITIAL))
