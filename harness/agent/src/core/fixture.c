@@ -372,3 +372,10 @@ size_t private_copy_hugepages(const struct run *run)
 {
 	return mem_info(run->mem)->hugetlb ? run->pages : 0;
 }
+
+void check_private_copies(struct fx *fx)
+{
+	check_file_pages(fx, "write-replaces-with-private-copy", false);
+	check_data(fx, "private-view-sees-writes", fx->a.base, NULL, GEN_WRITTEN);
+	check_data(fx, "file-unchanged-by-writes", fx->a.alias, NULL, GEN_INITIAL);
+}

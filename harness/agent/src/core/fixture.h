@@ -87,6 +87,12 @@ void check_wp_pattern(struct result *r, const char *name, const void *addr, size
 void check_present(struct result *r, const char *name, const void *addr, size_t len, bool present);
 /* Every 4K entry of the area maps a page-cache page (pagemap bit 61: file), or none does. */
 void check_file_pages(struct fx *fx, const char *name, bool file);
+/*
+ * After every page of a private file mapping was written: each is a private copy now
+ * (write-replaces-with-private-copy), the view reads GEN_WRITTEN, the alias (the file)
+ * still GEN_INITIAL.
+ */
+void check_private_copies(struct fx *fx);
 void check_data(struct fx *fx, const char *name, const char *view, const unsigned *gens, unsigned gen);
 /* The main uffd's fault addresses from index `from` on are exactly one per listed page,
  * each at the subpage first_touch() stored to. */

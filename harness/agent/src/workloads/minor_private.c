@@ -28,9 +28,7 @@ void minor_private(struct run *run)
 	/* CONTINUE must have mapped the shared page read-only: a write copies it. */
 	if (!write_expect_quiet(&fx, pages, n))
 		return;
-	check_file_pages(&fx, "write-replaces-with-private-copy", false);
-	check_data(&fx, "private-view-sees-writes", fx.a.base, NULL, GEN_WRITTEN);
-	check_data(&fx, "file-unchanged-by-writes", fx.a.alias, NULL, GEN_INITIAL);
+	check_private_copies(&fx);
 	check_handler_clean(&fx);
 out:
 	fx_teardown(&fx);
