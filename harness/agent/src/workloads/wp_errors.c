@@ -4,12 +4,18 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "fixture.h"
 #include "uffd.h"
 #include "util.h"
+
+/* TASK_SIZE of x86-64 with 4-level paging: REGISTER past it is EINVAL for the range alone. */
+#define USER_TOP 0x7ffffffff000ULL
 
 /* One page registered MISSING only, one not registered, then a hole where two were. */
 static void foreign_ranges(struct fx *fx)
@@ -38,6 +44,52 @@ static void foreign_ranges(struct fx *fx)
 		    -uffd_writeprotect(fx->uffd, m + 2 * BASE_PAGE, 2 * BASE_PAGE, wp), ENOENT,
 		    "WRITEPROTECT on a range with no mapping");
 	munmap(m, 2 * BASE_PAGE);
+}
+
+/* The end of the highest mapping below the 47-bit user limit (from /proc/self/maps), or 0. */
+static uintptr_t top_of_mappings(void)
+{
+	size_t size = 1 << 20;
+	char *text = malloc(size), *line;
+	uintptr_t top = 0;
+
+	if (!text)
+		abort();
+	if (read_text("/proc/self/maps", text, size) > 0)
+		for (line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+			unsigned long long from, to;
+
+			if (sscanf(line, "%llx-%llx", &from, &to) == 2 && to <= USER_TOP && to > top)
+				top = (uintptr_t)to;
+		}
+	free(text);
+	return top;
+}
+
+/*
+ * REGISTER and UNREGISTER of a page above every mapping: no VMA at all is found. EINVAL
+ * (6.1 says ENOMEM: its lookup fails before the EINVAL is set); never success.
+ */
+static void above_every_mapping(struct fx *fx)
+{
+	struct result *r = fx->r;
+	uintptr_t top = top_of_mappings();
+	void *at = (void *)top;
+	int rc;
+
+	if (!top || top + BASE_PAGE > USER_TOP) {
+		note(r, "no free page above every mapping (top 0x%llx): the no-VMA REGISTER not tried",
+		     (unsigned long long)top);
+		return;
+	}
+	rc = -uffd_register(fx->uffd, at, BASE_PAGE, UFFDIO_REGISTER_MODE_WP, NULL);
+	check_value(r, "register-above-every-mapping-fails", rc == EINVAL || rc == ENOMEM, 1,
+		    "UFFDIO_REGISTER of the page above every mapping: %s, want EINVAL (6.1: ENOMEM)",
+		    rc ? errno_name(rc) : "success");
+	rc = -uffd_unregister(fx->uffd, at, BASE_PAGE);
+	check_value(r, "unregister-above-every-mapping-fails", rc == EINVAL || rc == ENOMEM, 1,
+		    "UFFDIO_UNREGISTER of the page above every mapping: %s, want EINVAL (6.1: ENOMEM)",
+		    rc ? errno_name(rc) : "success");
 }
 
 static void bad_arguments(struct fx *fx)
@@ -95,6 +147,7 @@ void wp_errors(struct run *run)
 		return;
 	set_phase(run->r, "error contract");
 	foreign_ranges(&fx);
+	above_every_mapping(&fx);
 	bad_arguments(&fx);
 	api_misuse(&fx);
 	check_wp_bits(run->r, "failed-calls-protect-nothing", fx.a.base, fx.a.size, false);
