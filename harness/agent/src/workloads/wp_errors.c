@@ -4,10 +4,15 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fixture.h"
@@ -16,6 +21,12 @@
 
 /* TASK_SIZE of x86-64 with 4-level paging: REGISTER past it is EINVAL for the range alone. */
 #define USER_TOP 0x7ffffffff000ULL
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
 
 /* One page registered MISSING only, one not registered, then a hole where two were. */
 static void foreign_ranges(struct fx *fx)
@@ -92,6 +103,82 @@ static void above_every_mapping(struct fx *fx)
 		    rc ? errno_name(rc) : "success");
 }
 
+/*
+ * A uffd whose process is gone: a child opens it, the parent takes a copy (pidfd_getfd),
+ * the child exits. REGISTER and UNREGISTER on it find no mm to work on (mmget fails):
+ * ENOMEM, never success.
+ */
+static void owner_gone(struct fx *fx)
+{
+	struct result *r = fx->r;
+	int go[2], ready[2], pidfd = -1, fd = -1, status, rc;
+	struct uffdio_api api = { .api = UFFD_API };
+	pid_t pid;
+
+	if (pipe2(go, O_CLOEXEC))
+		return;
+	if (pipe2(ready, O_CLOEXEC)) {
+		close(go[0]);
+		close(go[1]);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		/* Only async-signal-safe calls: open a uffd, say its number, wait to be let go. */
+		char c;
+		int ufd;
+
+		close(go[1]);
+		close(ready[0]);
+		ufd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+		if (ufd >= 0 && ioctl(ufd, UFFDIO_API, &api))
+			ufd = -1;
+		if (write(ready[1], &ufd, sizeof(ufd)) != (ssize_t)sizeof(ufd))
+			_exit(1);
+		_exit(read(go[0], &c, 1) < 0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	if (!check_errno(r, "fork-uffd-owner", pid < 0 ? errno : 0, 0, "fork()"))
+		goto out;
+	if (read_within(ready[0], &fd, sizeof(fd), WAIT_MS) && fd >= 0) {
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		fd = pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	} else {
+		fd = -1;
+	}
+	rc = fd < 0 ? errno : 0;
+	close(go[1]);
+	go[1] = -1;
+	if (!check_value(r, "uffd-owner-exits", reap_child(pid, &status, WAIT_MS), 1,
+			 "the uffd's owner exited within %u ms", WAIT_MS)) {
+		kill(pid, SIGKILL);
+		reap_child(pid, &status, WAIT_MS);
+		goto out;
+	}
+	if (fd < 0) {
+		note(r, "owner-gone part not run: no copy of the child's uffd (%s)", errno_name(rc));
+		goto out;
+	}
+	rc = -uffd_register(fd, fx->a.base, fx->a.psize, UFFDIO_REGISTER_MODE_WP, NULL);
+	check_value(r, "register-via-orphan-uffd-fails", rc == ENOMEM, 1,
+		    "UFFDIO_REGISTER through a uffd whose process has exited: %s, want ENOMEM",
+		    rc ? errno_name(rc) : "success");
+	rc = -uffd_unregister(fd, fx->a.base, fx->a.psize);
+	check_value(r, "unregister-via-orphan-uffd-fails", rc == ENOMEM, 1,
+		    "UFFDIO_UNREGISTER through a uffd whose process has exited: %s, want ENOMEM",
+		    rc ? errno_name(rc) : "success");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (pidfd >= 0)
+		close(pidfd);
+	if (go[1] >= 0)
+		close(go[1]);
+	close(ready[0]);
+}
+
 static void bad_arguments(struct fx *fx)
 {
 	struct result *r = fx->r;
@@ -148,6 +235,7 @@ void wp_errors(struct run *run)
 	set_phase(run->r, "error contract");
 	foreign_ranges(&fx);
 	above_every_mapping(&fx);
+	owner_gone(&fx);
 	bad_arguments(&fx);
 	api_misuse(&fx);
 	check_wp_bits(run->r, "failed-calls-protect-nothing", fx.a.base, fx.a.size, false);
