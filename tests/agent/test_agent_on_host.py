@@ -47,9 +47,12 @@ WORKLOADS = {
     "wp-swap",
     "wp-swap-protect",
     "wp-fork-swap",
+    "wp-fork-released",
     "wp-swapoff",
     "wp-migrate",
     "wp-numa-migrate",
+    "wp-force-write",
+    "wp-private-file",
     "wp-zap",
     "wp-thp",
     "wp-thp-split",
@@ -236,8 +239,12 @@ def test_list_names_every_workload_with_its_memory_types(agent: Path):
     assert by_name["api"] == {"anon"}  # memory-independent
     assert by_name["wp-migrate"] == CLASSIC_TYPES | {"anon-thp"}
     assert by_name["wp-numa-migrate"] == CLASSIC_TYPES | {"anon-thp"}
+    assert by_name["wp-fork-released"] == {"shmem"}
+    assert by_name["wp-force-write"] == {"anon", "anon-thp"}
+    assert by_name["wp-private-file"] == {"shmem-private", "hugetlb-private"}
+    # anon-thp: the first touch of a PMD takes do_huge_pmd_anonymous_page()'s MISSING path
+    assert by_name["missing-copy"] == CLASSIC_TYPES | {"anon-thp"}
     for name in (
-        "missing-copy",
         "missing-zeropage",
         "missing-dontwake",
         "fill-contract",

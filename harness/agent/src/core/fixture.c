@@ -352,3 +352,30 @@ bool write_expect_quiet(struct fx *fx, const size_t *pages, size_t n)
 	}
 	return true;
 }
+
+/* Pagemap bit 61 tells a page-cache page from the private copy a COW makes. */
+void check_file_pages(struct fx *fx, const char *name, bool file)
+{
+	struct pm_counts c;
+	int rc = pagemap_count(fx->a.base, fx->a.size, &c);
+
+	if (rc) {
+		check_errno(fx->r, name, -rc, 0, "read /proc/self/pagemap");
+		return;
+	}
+	check_value(fx->r, name, (long long)c.file, file ? (long long)c.entries : 0,
+		    "4K entries (of %zu, %zu present) mapping a page-cache page (pagemap bit 61)", c.entries,
+		    c.present);
+}
+
+size_t private_copy_hugepages(const struct run *run)
+{
+	return mem_info(run->mem)->hugetlb ? run->pages : 0;
+}
+
+void check_private_copies(struct fx *fx)
+{
+	check_file_pages(fx, "write-replaces-with-private-copy", false);
+	check_data(fx, "private-view-sees-writes", fx->a.base, NULL, GEN_WRITTEN);
+	check_data(fx, "file-unchanged-by-writes", fx->a.alias, NULL, GEN_INITIAL);
+}

@@ -57,6 +57,8 @@ bool need_wp(struct run *run, uint64_t extra);
 bool wp_usable(const struct run *run);
 /* Features a memory type needs for MODE_MISSING (shmem and hugetlb came after anon). */
 uint64_t missing_features(enum mem_type t);
+/* Hugepages a private mapping of a hugetlb file reserves for its copies, beside the file's. */
+size_t private_copy_hugepages(const struct run *run);
 /* Why UFFD_FEATURE_EVENT_FORK cannot be had here (absent, or no CAP_SYS_PTRACE), or NULL. */
 const char *fork_event_unusable(struct run *run);
 
@@ -83,6 +85,14 @@ void check_wp_bits(struct result *r, const char *name, const void *addr, size_t 
  */
 void check_wp_pattern(struct result *r, const char *name, const void *addr, size_t n, const signed char *want);
 void check_present(struct result *r, const char *name, const void *addr, size_t len, bool present);
+/* Every 4K entry of the area maps a page-cache page (pagemap bit 61: file), or none does. */
+void check_file_pages(struct fx *fx, const char *name, bool file);
+/*
+ * After every page of a private file mapping was written: each is a private copy now
+ * (write-replaces-with-private-copy), the view reads GEN_WRITTEN, the alias (the file)
+ * still GEN_INITIAL.
+ */
+void check_private_copies(struct fx *fx);
 void check_data(struct fx *fx, const char *name, const char *view, const unsigned *gens, unsigned gen);
 /* The main uffd's fault addresses from index `from` on are exactly one per listed page,
  * each at the subpage first_touch() stored to. */

@@ -9,6 +9,20 @@
 
 #include "util.h"
 
+void pagemap_count_into(const void *addr, size_t len, int32_t *err, uint64_t *entries, uint64_t *wp,
+			uint64_t *present)
+{
+	struct pm_counts c;
+	int rc = pagemap_count(addr, len, &c);
+
+	if (rc && !*err)
+		*err = -rc;
+	*wp = c.wp;
+	if (present)
+		*present = c.present;
+	*entries = c.entries;
+}
+
 int pagemap_count(const void *addr, size_t len, struct pm_counts *c)
 {
 	uint64_t buf[512];

@@ -18,6 +18,12 @@ struct pm_counts {
 
 /* 0 or -errno. Uses only open/pread/close: safe in a child forked from threads. */
 int pagemap_count(const void *addr, size_t len, struct pm_counts *c);
+/*
+ * For a forked child's report: pagemap_count() into *entries, *wp and (unless NULL)
+ * *present; a failure's errno goes to *err unless one is already there. Same safety.
+ */
+void pagemap_count_into(const void *addr, size_t len, int32_t *err, uint64_t *entries, uint64_t *wp,
+			uint64_t *present);
 
 /* The raw 64-bit entries of the n 4 KiB pages from addr into out: 0 or -errno. */
 int pagemap_read(const void *addr, size_t n, uint64_t *out);

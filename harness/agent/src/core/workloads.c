@@ -38,6 +38,12 @@ const struct workload workloads[] = {
 	  "it the child's entries keep bit 57, reads keep it and its writes fault on the child's uffd; the "
 	  "parent keeps its bits",
 	  wp_fork_swap },
+	{ "wp-fork-released", MEMBIT(MEM_SHMEM),
+	  "fork with EVENT_FORK over uffd-wp PTE markers (after MADV_DONTNEED), the uffd closed instead of the "
+	  "event read: the child's VMA is unregistered with the markers left in it; each first touch drops its "
+	  "marker: no SIGBUS, no hang, the file's bytes, bit 57 clear after the read, writes land; the parent's "
+	  "bits were reset by the release",
+	  wp_fork_released },
 	{ "wp-swapoff", PRIVATE_TYPES,
 	  "protect, MADV_PAGEOUT, then swapoff every swap area and swapon it again: unuse_pte keeps bit 57 on "
 	  "the pages it maps back, each write faults once at its address, data intact, swap listed again",
@@ -51,6 +57,15 @@ const struct workload workloads[] = {
 	  "moves whole through a PMD migration entry): all on node 1, THP still huge, bit 57 kept, reads raise "
 	  "nothing, each write faults once at its address, data intact",
 	  wp_numa_migrate },
+	{ "wp-force-write", MEMBIT(MEM_ANON) | MEMBIT(MEM_ANON_THP),
+	  "writes through /proc/self/mem (GUP with FOLL_FORCE) into protected pages of a read-only private "
+	  "mapping (a PMD-mapped THP first on anon-thp) raise one WP fault each before they land; again: none",
+	  wp_force_write },
+	{ "wp-private-file", MEMBIT(MEM_SHMEM_PRIVATE) | MEMBIT(MEM_HUGETLB_PRIVATE),
+	  "a private file mapping still mapping the file's pages (filled through a shared alias, read through "
+	  "the registered view): protect; each write raises one WP fault, then copies the page: the view sees "
+	  "the writes, the file keeps its bytes, bit 57 clear",
+	  wp_private_file },
 	{ "wp-zap", MEM_SHARED_FILE,
 	  "after MADV_DONTNEED bit 57 persists as a PTE marker; fault-in keeps it; the next write still faults",
 	  wp_zap },
@@ -115,7 +130,7 @@ const struct workload workloads[] = {
 	  "UFFDIO_CONTINUE_MODE_WP (6.4) maps pages write-protected: bit 57 set, each write raises one WP fault; "
 	  "the mode is EINVAL where WP is not registered",
 	  continue_wp },
-	{ "missing-copy", CLASSIC_TYPES,
+	{ "missing-copy", CLASSIC_TYPES | MEMBIT(MEM_ANON_THP),
 	  "first touches raise one MISSING fault each at the right address, FLAG_WRITE exactly for stores; COPY "
 	  "fills whole pages with the given bytes (private copies stay out of the file); a second COPY is EEXIST",
 	  missing_copy },

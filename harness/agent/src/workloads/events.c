@@ -2,7 +2,8 @@
  * events: the non-cooperative events, each variant on a fresh area registered for
  * MISSING faults, with its own check prefix:
  *   fork-    the child's uffd arrives in UFFD_EVENT_FORK and serves the child's faults
- *            (the parent's pages stay as they were);
+ *            (the parent's pages stay as they were); the area is two VMAs by then (its
+ *            second half read-only), which share that one uffd: one event;
  *   remap-   mremap() reports from/to/len, and the registration moves with the pages;
  *   remove-  MADV_DONTNEED (private) or MADV_REMOVE (shared) reports the range, the
  *            pages are gone, and touching them faults again;
@@ -94,6 +95,7 @@ static void fork_variant(struct run *run)
 	struct result *r = run->r;
 	struct child_report rep = { 0 };
 	int pipefd[2], status = 0;
+	size_t half;
 	struct hstats s;
 	struct fx fx;
 	pid_t pid;
@@ -101,6 +103,12 @@ static void fork_variant(struct run *run)
 
 	if (!setup(&fx, run, UFFD_FEATURE_EVENT_FORK, UFFD_EVENT_FORK, private_hugetlb_pages(run)))
 		return;
+	/* Two VMAs on one uffd (the child only reads): dup_userfaultfd() must give both one new
+	 * uffd, so one fork event. */
+	half = fx.a.npages / 2 * fx.a.psize;
+	if (half && !check_errno(r, "split-area", mprotect(fx.a.base + half, fx.a.size - half, PROT_READ) ? errno : 0,
+				 0, "mprotect(PROT_READ) of the area's second half (two VMAs on one uffd)"))
+		goto out;
 	if (!check_errno(r, "pipe", pipe2(pipefd, O_CLOEXEC) ? errno : 0, 0, "pipe2"))
 		goto out;
 	set_phase(r, "fork; the child reads every page");
@@ -129,7 +137,8 @@ static void fork_variant(struct run *run)
 		    "child exit status (128+N: killed by signal N)");
 	handler_wait_event(&fx.h, UFFD_EVENT_FORK, 1, WAIT_MS);
 	s = handler_stats(&fx.h);
-	check_value(r, "event-delivered", (long long)s.forks, 1, "UFFD_EVENT_FORK messages");
+	check_value(r, "event-delivered", (long long)s.forks, 1, "UFFD_EVENT_FORK messages (for %d VMAs on one uffd)",
+		    half ? 2 : 1);
 	check_value(r, "child-faults-on-child-uffd", (long long)s.child_faults, (long long)fx.a.npages,
 		    "MISSING faults read from the uffd the fork event delivered");
 	check_value(r, "child-sees-copied-bytes", (long long)rep.bad, 0,

@@ -7,6 +7,8 @@
  * leaving uffd-wp markers behind, and the PMD is not installed in a uffd-wp VMA), the
  * protection must survive: bit 57 still on exactly the protected pages, a write there
  * faults once, the other pages write freely, the data is intact (through the alias too).
+ * shmem then reads every page back and asks MADV_COLLAPSE again: the page cache is huge
+ * now, so the kernel considers mapping it by a PMD, which must not happen over uffd-wp PTEs.
  * Whether it collapsed is a note.
  */
 #define _GNU_SOURCE
@@ -100,6 +102,42 @@ static void khugepaged_pass(struct fx *fx, const signed char *want, size_t spp)
 	check_wp_pattern(r, "wp-bits-kept-after-khugepaged", fx->a.base, spp, want);
 }
 
+/*
+ * shmem: the first MADV_COLLAPSE left a huge page in the page cache and uffd-wp markers in
+ * the PTEs (retract_page_tables() skips a uffd-wp VMA). Reading every page back maps its
+ * subpages by PTEs, the protected ones still uffd-wp; MADV_COLLAPSE now finds a PTE-mapped
+ * THP (collapse_pte_mapped_thp(), which must refuse a uffd-wp VMA: installing the PMD would
+ * drop every bit).
+ */
+static void collapse_pte_mapped(struct fx *fx, const signed char *want, size_t spp)
+{
+	struct result *r = fx->r;
+	size_t *all = malloc(spp * sizeof(*all));
+	long shmem_kb;
+	int rc;
+
+	if (!all)
+		abort();
+	for (size_t i = 0; i < spp; i++)
+		all[i] = i;
+	set_phase(r, "read every page back");
+	if (!check_value(r, "read-back-complete",
+			 read_pages(r, &fx->a, fx->a.base, all, spp, fx->run->threads, false, pool_wait_ms(spp)), 1,
+			 "reader threads finished within %u ms", pool_wait_ms(spp)))
+		return; /* stuck threads still use the list */
+	free(all);
+	check_value(r, "read-back-raises-no-fault", (long long)handler_stats(&fx->h).received, 0,
+		    "uffd messages after reading every page of the range");
+	check_wp_pattern(r, "wp-bits-kept-after-read-back", fx->a.base, spp, want);
+
+	set_phase(r, "MADV_COLLAPSE of the PTE-mapped range");
+	shmem_kb = shmem_huge_kb();
+	rc = madvise(fx->a.base, fx->a.size, MADV_COLLAPSE) ? errno : 0;
+	note(r, "second MADV_COLLAPSE %s (%ld kB PMD-mapped; ShmemHugePages %+ld kB)", rc ? errno_name(rc) : "succeeded",
+	     pmd_kb(fx), shmem_huge_kb() - shmem_kb);
+	check_wp_pattern(r, "wp-bits-kept-after-pte-mapped-collapse", fx->a.base, spp, want);
+}
+
 void wp_collapse(struct run *run)
 {
 	struct result *r = run->r;
@@ -174,6 +212,11 @@ void wp_collapse(struct run *run)
 			    "the range is PMD-mapped (%ld kB) exactly when MADV_COLLAPSE succeeded (%s)", kb,
 			    rc ? errno_name(rc) : "0");
 	check_wp_pattern(r, "wp-bits-kept-after-collapse", fx.a.base, spp, want);
+	if (!anon) {
+		collapse_pte_mapped(&fx, want, spp);
+		if (r->stuck)
+			goto out_free;
+	}
 
 	if (!write_expect_faults(&fx, prot, nprot))
 		goto out_free;

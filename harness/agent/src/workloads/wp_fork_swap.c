@@ -63,19 +63,6 @@ static size_t mismatches(const struct area *a, uint64_t seed, unsigned gen)
 	return bad;
 }
 
-static void pm_into(const struct area *a, struct report *rep, uint64_t *wp, uint64_t *present)
-{
-	struct pm_counts c;
-	int rc = pagemap_count(a->base, a->size, &c);
-
-	if (rc && !rep->pm_err)
-		rep->pm_err = -rc;
-	*wp = c.wp;
-	if (present)
-		*present = c.present;
-	rep->entries = c.entries;
-}
-
 /* Runs in the forked child: only async-signal-safe calls from here on. */
 static void child_main(struct fx *fx, int c2p)
 {
@@ -85,14 +72,14 @@ static void child_main(struct fx *fx, int c2p)
 	size_t spp = subpages_per_page(a);
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	pm_into(a, &rep, &rep.wp, &rep.present);
+	pagemap_count_into(a->base, a->size, &rep.pm_err, &rep.entries, &rep.wp, &rep.present);
 	rep.bad_read = mismatches(a, seed, data_dropped(a->type) ? 0 : GEN_INITIAL);
-	pm_into(a, &rep, &rep.wp_read, NULL);
+	pagemap_count_into(a->base, a->size, &rep.pm_err, &rep.entries, &rep.wp_read, NULL);
 	/* With EVENT_FORK each page's first store faults on the child's own uffd. */
 	for (size_t p = 0; p < a->npages; p++)
 		for (size_t s = p * spp; s < (p + 1) * spp; s++)
 			*stamp_at(a->base, s) = stamp(seed, GEN_CHILD, s);
-	pm_into(a, &rep, &rep.wp_written, NULL);
+	pagemap_count_into(a->base, a->size, &rep.pm_err, &rep.entries, &rep.wp_written, NULL);
 	rep.bad_written = mismatches(a, seed, GEN_CHILD);
 	_exit(write(c2p, &rep, sizeof(rep)) == (ssize_t)sizeof(rep) ? 0 : 1);
 }

@@ -1,7 +1,9 @@
 /*
  * wp-zap: after MADV_DONTNEED of shared file memory the uffd-wp bit lives in a PTE
  * marker: pagemap bit 57 persists, the file keeps its bytes, fault-in keeps the page
- * protected and the next write still faults.
+ * protected and the next write still faults. A second MADV_DONTNEED meets the markers
+ * themselves (zap_pte_range() keeps a uffd-wp marker unless the zap asks to drop them,
+ * as munmap() does; hugetlb's zap likewise): the bit persists through it too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +23,11 @@ static void zap(struct fx *fx)
 	check_present(r, "zapped", fx->a.base, fx->a.size, false);
 	check_wp_bits(r, "wp-bit-kept-as-marker", fx->a.base, fx->a.size, true);
 	check_data(fx, "file-keeps-data", fx->a.alias, NULL, GEN_INITIAL);
+
+	set_phase(r, "MADV_DONTNEED over the markers");
+	rc = madvise(fx->a.base, fx->a.size, MADV_DONTNEED) ? errno : 0;
+	check_errno(r, "madv-dontneed-again", rc, 0, "a second madvise(MADV_DONTNEED), over the markers");
+	check_wp_bits(r, "wp-bit-kept-after-second-zap", fx->a.base, fx->a.size, true);
 }
 
 void wp_zap(struct run *run)
