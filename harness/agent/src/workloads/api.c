@@ -146,7 +146,10 @@ static void fdinfo_counts(struct run *run)
 	}
 	check_counts(r, fd, "idle", 0, 0);
 	s = solo_start(r, &fx.a, fx.a.base, 0, run->seed, GEN_INITIAL, false, &err);
-	if (!check_errno(r, "reader", s ? 0 : err, 0, "start a reader thread"))
+	check_errno(r, "reader", s ? 0 : err, 0, "start a reader thread");
+	/* On the check's result alone (perturbed by prove) the area would be unmapped under a
+	 * reader still asleep in its fault. */
+	if (!s)
 		goto out_fd;
 	if (check_value(r, "reader-blocks", solo_blocked(s, WAIT_MS), 1, "reader asleep in the MISSING fault")) {
 		check_counts(r, fd, "blocked", 1, 1);
