@@ -17,21 +17,13 @@ from pathlib import Path
 from harness import HarnessError, UsageError
 from harness.cli.exits import EXIT_FAILED, interrupted_exit_code
 from harness.cli.progress import Clock
-from harness.host.cache import cache_root
+from harness.host.cache import cache_root, file_sha256
 from harness.kernel.image import KernelImage, inspect_kernel
 from harness.results.compare import compare_nightly, nightly_text
 from harness.settings.matrix import Cell, KernelEntry, load_matrix, shard
 from harness.settings.schema import GUEST, as_flags
 
 INDEX = "index.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def debian_kernel(flavour: str, boot: Path = Path("/boot")) -> Path:
@@ -103,7 +95,7 @@ def kernel_record(entry: KernelEntry, kernel: KernelImage) -> dict:
         "kind": entry.kind,
         "path": str(kernel.path),
         "release": kernel.release,
-        "sha256": _sha256(kernel.path),
+        "sha256": file_sha256(kernel.path),
         "config_sha256": config_hash,
     }
 

@@ -90,7 +90,10 @@ def compile_reproducer(source: Path, cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     log = cache / f"repro-{source.stem}-{digest}.log"
     proc = subprocess.run(
-        [compiler(), *CFLAGS[:-1], "-o", str(out), str(source)], capture_output=True, text=True
+        # The agent's flags but -Werror: a reproducer's warnings are its author's business.
+        [compiler(), *(f for f in CFLAGS if f != "-Werror"), "-o", str(out), str(source)],
+        capture_output=True,
+        text=True,
     )
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:

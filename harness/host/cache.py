@@ -99,7 +99,7 @@ def _stamp(entry: Path) -> tuple:
     )
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -112,7 +112,7 @@ def seal(directory: Path) -> None:
     reader can then tell a whole entry from one damaged since (a full disk, a crash in a
     copy, a stray edit)."""
     files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST)
-    lines = [f"{_sha256(p)}  {p.relative_to(directory)}\n" for p in files]
+    lines = [f"{file_sha256(p)}  {p.relative_to(directory)}\n" for p in files]
     (directory / MANIFEST).write_text("".join(lines))
 
 
@@ -128,7 +128,7 @@ def damage(entry: Path) -> str | None:
         path = entry / name
         if not path.is_file():
             return f"{name} is missing"
-        if _sha256(path) != want:
+        if file_sha256(path) != want:
             return f"{name} does not match its recorded sha256"
     return None
 

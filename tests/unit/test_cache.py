@@ -150,7 +150,7 @@ def test_a_sound_entry_is_hashed_once_until_written_again(tmp_path, monkeypatch)
         raise AssertionError("hashed again")
 
     with monkeypatch.context() as m:
-        m.setattr("harness.host.cache._sha256", no_hashing)
+        m.setattr("harness.host.cache.file_sha256", no_hashing)
         assert sound_entry(entry, "unpacked kernel")  # same files, same stamps: no hashing
     (entry / "vmlinux").write_bytes(b"vmlinux bytez")  # same size, new mtime
     assert not sound_entry(entry, "unpacked kernel")
